@@ -1,0 +1,207 @@
+"""The ``alignrec`` command: one entry point for every stage of the pipeline.
+
+User mistakes (:class:`AlignrecError`) print one line naming the file, field
+and fix, and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from alignrec import __version__
+from alignrec.config import DataConfig, load_config, save_config
+from alignrec.errors import AlignrecError, ConfigError
+
+EXIT_USER_ERROR = 2
+
+
+def _mapping(text: str, flag: str) -> dict[str, str]:
+    """``user=userId,item=movieId`` -> dict."""
+    pairs = [part for part in text.split(",") if part.strip()]
+    if not all("=" in part for part in pairs):
+        raise ConfigError(f"{flag} {text!r}: write it as name=column,name=column")
+    return {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in pairs)}
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise ConfigError(f"--ks {text!r}: give cut-offs as integers, e.g. 1,5,10,20,50") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--ks {text!r}: cut-offs must be positive integers")
+    return ks
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> None:
+    from alignrec.data.prepare import prepare_dataset
+    from alignrec.data.stats import dataset_stats, format_stats
+
+    if args.path is None and args.format is not None:
+        raise ConfigError("--format needs --path: the file or folder of your dataset")
+    if args.path is not None and args.format is None:
+        raise ConfigError("--path needs --format recbole|lcrec|csv")
+    config = DataConfig(
+        dataset=args.dataset if args.path is None else None,
+        format=args.format,
+        path=args.path,
+        min_user_interactions=args.min_user_interactions,
+        min_item_interactions=args.min_item_interactions,
+        min_rating=args.min_rating,
+        max_history=args.max_history,
+        separator=args.separator,
+        columns=_mapping(args.columns, "--columns") if args.columns else {},
+        item_path=args.items,
+        item_columns=_mapping(args.item_columns, "--item-columns") if args.item_columns else {},
+    )
+    started = time.perf_counter()
+    dataset = prepare_dataset(config, args.out)
+    print(format_stats(dataset_stats(dataset)))
+    print(f"prepared in {time.perf_counter() - started:.1f} s -> {args.out}")
+
+
+def cmd_data_stats(args: argparse.Namespace) -> None:
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.data.stats import dataset_stats, format_stats
+
+    stats = dataset_stats(SequenceDataset.load(args.dir))
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.eval.compare import print_comparison
+    from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
+    from alignrec.eval.predictions import read_predictions
+    from alignrec.io import read_json
+
+    dataset = SequenceDataset.load(args.data)
+    rankings = read_predictions(args.predictions, dataset)
+    ks = _ks(args.ks)
+    model = args.model or Path(args.predictions).stem
+    result = evaluate_rankings(dataset, rankings, args.split, model, ks, not args.no_exclude_history)
+    settings = {"predictions": str(Path(args.predictions).resolve()), "ks": ks}
+    write_evaluation(args.out, result, dataset, settings)
+    row = read_json(Path(args.out) / "metrics.json")
+    row["path"] = args.out
+    print_comparison([row])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.eval.compare import collect_metrics, print_comparison
+    from alignrec.pipeline import STAGES
+
+    config = load_config(args.config, args.set)
+    dataset = SequenceDataset.load(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    STAGES[args.model](dataset, out, config)
+    print_comparison(collect_metrics([out]))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from alignrec.eval.compare import collect_metrics, print_comparison
+
+    print_comparison(collect_metrics(args.runs))
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from alignrec.pipeline import run_pipeline
+
+    config = load_config(args.config, args.set)
+    out = args.out or str(Path("runs") / config.name)
+    summary = run_pipeline(config, out)
+    print(f"run directory: {out} ({summary['wall_time_s']:.0f} s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alignrec", description="LLM recommender aligned with a collaborative model."
+    )
+    parser.add_argument("--version", action="version", version=f"alignrec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="prepare and inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    prepare = data_commands.add_parser("prepare", help="read, filter, re-index and save a dataset")
+    source = prepare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=["ml-100k", "ml-1m"], help="a built-in dataset")
+    source.add_argument("--path", help="your dataset: a file or folder (with --format)")
+    prepare.add_argument("--format", choices=["recbole", "lcrec", "csv"])
+    prepare.add_argument("--out", required=True, help="folder for the prepared dataset")
+    prepare.add_argument("--min-user-interactions", type=int, default=0, metavar="N",
+                         help="k-core: drop users with fewer interactions (iterative; 0 = off)")
+    prepare.add_argument("--min-item-interactions", type=int, default=0, metavar="N",
+                         help="k-core: drop items with fewer interactions (iterative; 0 = off)")
+    prepare.add_argument("--min-rating", type=float, default=None, help="drop interactions rated lower")
+    prepare.add_argument("--max-history", type=int, default=0, metavar="N",
+                         help="keep each user's last N interactions (0 = all)")
+    prepare.add_argument("--columns", help="CSV: user=COL,item=COL[,timestamp=COL][,rating=COL]")
+    prepare.add_argument("--separator", help="CSV: field separator (default: tab for .tsv, else comma)")
+    prepare.add_argument("--items", help="CSV: an item table with text columns")
+    prepare.add_argument("--item-columns", help="CSV: item=COL[,title=COL][,genres=COL][,description=COL]")
+    prepare.set_defaults(handler=cmd_data_prepare)
+    stats = data_commands.add_parser("stats", help="describe a prepared dataset")
+    stats.add_argument("dir")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of text")
+    stats.set_defaults(handler=cmd_data_stats)
+
+    evaluate = commands.add_parser("evaluate", help="score a JSON Lines file of ranked lists")
+    evaluate.add_argument("--data", required=True, help="a prepared dataset")
+    evaluate.add_argument("--predictions", required=True,
+                          help='JSON Lines: {"user": "<id>", "items": ["<id>", ...]} best first')
+    evaluate.add_argument("--out", required=True, help="run directory for metrics.json")
+    evaluate.add_argument("--split", choices=["test", "valid"], default="test")
+    evaluate.add_argument("--no-exclude-history", action="store_true",
+                          help="keep items the user already has in the lists")
+    evaluate.add_argument("--ks", default="1,5,10,20,50", help="cut-offs (default 1,5,10,20,50)")
+    evaluate.add_argument("--model", help="model name in the table (default: the file's name)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    train = commands.add_parser("train", help="train and evaluate one model")
+    train.add_argument("model", choices=["mostpop", "sasrec"])
+    train.add_argument("--data", required=True, help="a prepared dataset")
+    train.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
+    train.add_argument("--config", help="YAML config file or preset name")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting, e.g. --set sasrec.epochs=50 (repeatable)")
+    train.set_defaults(handler=cmd_train)
+
+    compare = commands.add_parser("compare", help="one table of the metrics of several runs")
+    compare.add_argument("runs", nargs="+", help="run directories or metrics.json files")
+    compare.set_defaults(handler=cmd_compare)
+
+    run = commands.add_parser("run", help="the whole pipeline from a config file")
+    run.add_argument("--config", default="default", help="YAML file or preset name (default: default)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting, e.g. --set data.dataset=ml-1m (repeatable)")
+    run.add_argument("--out", help="run directory (default: runs/<name>)")
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except AlignrecError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished stages and checkpoints are kept; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

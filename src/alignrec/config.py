@@ -1,0 +1,228 @@
+"""One YAML config for a whole run, with dotted overrides from the command line.
+
+A config is a tree of dataclasses. Loading checks every key against the
+dataclass fields, so a typo fails with the name of the key, the file and the
+valid keys instead of being silently ignored. Every run writes the resolved
+config (defaults + file + overrides) into its run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from alignrec.errors import ConfigError
+from alignrec.io import atomic_open
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to prepare and how to filter it."""
+
+    dataset: str | None = "ml-100k"
+    """A built-in dataset name (``ml-100k``, ``ml-1m``); ignored when ``path`` is set."""
+    format: str | None = None
+    """Format of a user dataset at ``path``: ``recbole``, ``lcrec`` or ``csv``."""
+    path: str | None = None
+    min_user_interactions: int = 0
+    """k-core filter on users (0 = off), applied iteratively with the item filter."""
+    min_item_interactions: int = 0
+    min_rating: float | None = None
+    max_history: int = 0
+    """Keep only each user's last N interactions (0 = keep all)."""
+    separator: str | None = None
+    """CSV only: the field separator (default: tab for .tsv, comma otherwise)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """CSV only: canonical name -> column, e.g. ``{user: userId, item: movieId, timestamp: ts}``."""
+    item_path: str | None = None
+    """CSV only: an optional item table with text columns."""
+    item_columns: dict[str, str] = field(default_factory=dict)
+    """CSV only: canonical name -> column in the item table (item, title, genres, ...)."""
+
+
+@dataclass
+class SASRecConfig:
+    """SASRec architecture and training (see ``alignrec.models.sasrec``)."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    ffn_mult: int = 4
+    dropout: float = 0.2
+    max_len: int = 200
+    loss: str = "ce"
+    """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 200
+    patience: int = 10
+    """Stop after this many evaluations without a better validation NDCG@10."""
+    eval_every: int = 2
+    max_minutes: float = 0.0
+    """Wall-time budget for training (0 = none); the best checkpoint so far is kept."""
+
+
+@dataclass
+class EvalConfig:
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
+    exclude_history: bool = True
+
+
+@dataclass
+class RunConfig:
+    """The whole pipeline: data -> baselines -> (later) tokenizer -> LLM -> evaluation."""
+
+    name: str = "default"
+    seed: int = 42
+    threads: int = 0
+    """torch intra-op threads (0 = torch's default, all cores)."""
+    models: list[str] = field(default_factory=lambda: ["mostpop", "sasrec"])
+    data: DataConfig = field(default_factory=DataConfig)
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+T = TypeVar("T")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field annotation; allow int where float is expected."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
+        return _from_dict(annotation, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation in (int, float, str) and (
+        not isinstance(value, annotation) or isinstance(value, bool)
+    ):
+        raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type[T], raw: dict[str, Any], where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown setting {key!r}; valid settings here: {', '.join(names)}")
+    values = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and merged[key]:
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``sasrec.epochs=5`` -> ``{"sasrec": {"epochs": 5}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: write it as section.key=value, e.g. sasrec.epochs=5")
+    dotted, raw_value = text.split("=", 1)
+    value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    tree: dict[str, Any] = {}
+    node = tree
+    keys = dotted.strip().split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return tree
+
+
+def builtin_config_path(name: str) -> Path | None:
+    """A preset shipped with the package (``default``, ``ml-1m``...), or None."""
+    candidate = resources.files("alignrec") / "configs" / f"{name}.yaml"
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def builtin_config_names() -> list[str]:
+    folder = resources.files("alignrec") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(
+    source: str | Path | None = None, overrides: list[str] | None = None
+) -> RunConfig:
+    """Defaults <- YAML file (a path or a preset name) <- ``key=value`` overrides."""
+    raw: dict[str, Any] = {}
+    where = "defaults"
+    if source is not None:
+        path = Path(source)
+        if not path.is_file():
+            preset = builtin_config_path(str(source))
+            if preset is None:
+                raise ConfigError(
+                    f"config {str(source)!r}: no such file, and not a preset "
+                    f"(presets: {', '.join(builtin_config_names())})"
+                )
+            path = preset
+        where = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(
+                f"{path}{line}: not valid YAML ({exc.__class__.__name__}); fix the syntax"
+            ) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raw = loaded
+    for text in overrides or []:
+        raw = _merge(raw, parse_override(text))
+    if overrides:
+        where = f"{where} + overrides ({' '.join(overrides)})"
+    try:
+        return _from_dict(RunConfig, raw, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    with atomic_open(path) as handle:
+        yaml.safe_dump(to_dict(config), handle, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,41 @@
+"""What every reader returns: interactions and item text with original ids.
+
+Readers keep where each interaction came from (file and line, or JSON path) so
+that a later check can name the exact place of a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "categories", "year", "brand", "description")
+"""Canonical item text fields, in the order a prompt or a text encoder reads them."""
+
+
+@dataclass
+class RawInteractions:
+    """Interactions in file order; ``timestamps`` is None where the source is ordered by position."""
+
+    users: list[str]
+    items: list[str]
+    timestamps: list[float] | None
+    ratings: list[float] | None
+    locate: Callable[[int], str]
+    """Maps an interaction's index to a human-readable place, e.g. ``ml-1m.inter line 17``."""
+
+
+@dataclass
+class RawData:
+    """Everything one source provides, before filtering and re-indexing."""
+
+    name: str
+    interactions: RawInteractions
+    item_text: dict[str, dict[str, str]] | None
+    """Original item id -> canonical text fields; None for an ID-only dataset."""
+    item_source: str | None
+    """The file the item text came from (for error messages)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """A description of each source file -> its sha256."""
+    published_codes: dict[str, list[str]] | None = None
+    """Semantic IDs shipped with the data (LC-Rec ``.index.json``), kept for comparison."""

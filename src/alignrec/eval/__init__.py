@@ -1,0 +1,1 @@
+"""Evaluation stage: rank, clean, score: one harness for every model."""

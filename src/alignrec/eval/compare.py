@@ -1,0 +1,75 @@
+"""``alignrec compare``: one table of every model evaluated on a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from alignrec.errors import AlignrecError
+from alignrec.io import read_json
+
+COLUMNS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "mrr", "coverage@10")
+
+
+def collect_metrics(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Every ``metrics.json`` at or below the given run directories, in path order."""
+    rows: list[dict[str, Any]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file() and path.name == "metrics.json":
+            found = [path]
+        elif path.is_dir():
+            found = sorted(path.rglob("metrics.json"))
+        else:
+            raise AlignrecError(f"{path}: no such run directory or metrics.json")
+        if not found:
+            raise AlignrecError(f"{path}: holds no metrics.json; run a model or `alignrec evaluate` into it")
+        for file in found:
+            row = read_json(file)
+            row["path"] = str(file.parent)
+            rows.append(row)
+    return rows
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> Table:
+    datasets = sorted({row["dataset"] for row in rows})
+    table = Table(title=f"{', '.join(datasets)}: leave-one-out, full ranking", title_justify="left")
+    table.add_column("model")
+    table.add_column("split")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("wall time", justify="right")
+    table.add_column("users", justify="right")
+    for row in rows:
+        wall = row.get("wall_time_s")
+        table.add_row(
+            row["model"],
+            row["split"],
+            *(f"{row['metrics'][c]:.4f}" if c in row["metrics"] else "-" for c in COLUMNS),
+            f"{wall:.0f} s" if wall is not None else "-",
+            f"{row['num_users']:,}",
+        )
+    return table
+
+
+def print_comparison(rows: list[dict[str, Any]], console: Console | None = None) -> None:
+    console = console or Console()
+    console.width = max(console.width, 132)  # keep the table whole when piped
+    console.print(comparison_table(rows))
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    header = "| model | split | " + " | ".join(COLUMNS) + " | wall time (s) |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 3)]
+    for row in rows:
+        cells = [f"{row['metrics'].get(c, float('nan')):.4f}" for c in COLUMNS]
+        wall = row.get("wall_time_s")
+        lines.append(
+            f"| {row['model']} | {row['split']} | " + " | ".join(cells) + f" | {wall:.0f} |"
+            if wall is not None
+            else f"| {row['model']} | {row['split']} | " + " | ".join(cells) + " | - |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Model stage: the collaborative baselines the LLM recommender is measured against."""

@@ -1,0 +1,170 @@
+"""The stages a run is made of, and ``alignrec run`` that chains them.
+
+A run directory holds ``config.yaml`` (resolved), ``data/`` (the prepared
+dataset), one folder per model (``metrics.json``, rankings, checkpoints) and
+``summary.json``. Re-running skips every stage whose outputs exist and were
+made with the same settings; a half-trained SASRec resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from alignrec.config import DataConfig, RunConfig, save_config, to_dict
+from alignrec.data.dataset import SequenceDataset
+from alignrec.data.prepare import prepare_dataset
+from alignrec.errors import AlignrecError
+from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
+from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
+from alignrec.eval.ranking import rank_all_users
+from alignrec.io import atomic_open, read_json, write_json
+from alignrec.models.mostpop import MostPop
+from alignrec.train.sasrec import train_sasrec
+
+console = Console(stderr=True)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
+    """Reuse ``folder`` when it was prepared with the same data settings."""
+    marker = folder / "data_config.json"
+    if marker.is_file() and read_json(marker) == to_dict(config):
+        try:
+            return SequenceDataset.load(folder)
+        except AlignrecError:
+            pass
+    started = time.perf_counter()
+    dataset = prepare_dataset(config, folder)
+    write_json(marker, to_dict(config))
+    console.print(
+        f"[bold]data[/] {dataset.name}: {dataset.num_users:,} users, {dataset.num_items:,} items, "
+        f"{dataset.num_interactions:,} interactions ({time.perf_counter() - started:.1f} s)"
+    )
+    return dataset
+
+
+def run_mostpop(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[str, Any]:
+    started = time.perf_counter()
+    model = MostPop(dataset, "test")
+    rankings = rank_all_users(model, dataset, "test", max(config.eval.ks), config.eval.exclude_history)
+    result = evaluate_rankings(
+        dataset, rankings, "test", "mostpop", config.eval.ks, config.eval.exclude_history
+    )
+    settings = {"eval": to_dict(config.eval)}
+    write_evaluation(out, result, dataset, settings, {"wall_time_s": time.perf_counter() - started})
+    return read_json(out / "metrics.json")
+
+
+def run_sasrec(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[str, Any]:
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    _, result, state = train_sasrec(
+        dataset, config.sasrec, out, config.seed, config.eval.ks, config.eval.exclude_history
+    )
+    settings = {"sasrec": to_dict(config.sasrec), "eval": to_dict(config.eval), "seed": config.seed}
+    extra = {
+        "wall_time_s": time.perf_counter() - started,
+        "train_time_s": state.elapsed,
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_valid_ndcg@10": state.best_score,
+    }
+    write_evaluation(out, result, dataset, settings, extra)
+    plot_training(out)
+    return read_json(out / "metrics.json")
+
+
+def plot_training(out: Path) -> None:
+    """``training.png``: loss and validation NDCG@10 per epoch."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log_path = out / "train_log.csv"
+    if not log_path.is_file():
+        return
+    with open(log_path, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [float(r["loss"]) for r in rows])
+    left.set(xlabel="epoch", ylabel="training loss", title="SASRec loss")
+    valid = [(int(r["epoch"]), float(r["valid_ndcg@10"])) for r in rows if r.get("valid_ndcg@10")]
+    if valid:
+        right.plot(*zip(*valid, strict=True), marker="o")
+    right.set(xlabel="epoch", ylabel="NDCG@10", title="validation NDCG@10")
+    fig.tight_layout()
+    with atomic_open(out / "training.png", "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+
+
+STAGES: dict[str, Callable[[SequenceDataset, Path, RunConfig], dict[str, Any]]] = {
+    "mostpop": run_mostpop,
+    "sasrec": run_sasrec,
+}
+
+
+def _finished(out: Path, config: RunConfig, model: str) -> bool:
+    metrics = out / "metrics.json"
+    if not metrics.is_file():
+        return False
+    saved = read_json(metrics).get("config", {})
+    expected = {"eval": to_dict(config.eval)}
+    if model == "sasrec":
+        expected.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
+    return saved == expected
+
+
+def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
+    """prepare -> each model -> comparison; finished stages are skipped on a rerun."""
+    unknown = [m for m in config.models if m not in STAGES]
+    if unknown:
+        raise AlignrecError(f"models: unknown model {unknown[0]!r}; choose from {', '.join(STAGES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved_config = out / "config.yaml"
+    if saved_config.is_file() and (out / "data").is_dir():
+        console.print(f"[dim]resuming run in {out}[/]")
+    save_config(config, saved_config)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    started = time.perf_counter()
+    dataset = load_or_prepare(config.data, out / "data")
+    for model in config.models:
+        model_dir = out / model
+        if _finished(model_dir, config, model):
+            console.print(f"[bold]{model}[/]: done earlier, skipped ({model_dir / 'metrics.json'})")
+            continue
+        console.print(f"[bold]{model}[/]: training and evaluating")
+        STAGES[model](dataset, model_dir, config)
+    rows = collect_metrics([out / m for m in config.models])
+    print_comparison(rows, Console())
+    summary = {
+        "name": config.name,
+        "dataset": dataset.name,
+        "wall_time_s": time.perf_counter() - started,
+        "models": {row["model"]: row["metrics"] for row in rows},
+        "config": to_dict(config),
+    }
+    write_json(out / "summary.json", summary)
+    with atomic_open(out / "comparison.md") as handle:
+        handle.write(markdown_table(rows) + "\n")
+    return summary

@@ -1,0 +1,1 @@
+"""Training loops: resumable, seeded, with progress bars and logs."""

@@ -1,0 +1,251 @@
+"""Train SASRec with early stopping on validation NDCG@10, then evaluate on test.
+
+Loss: full softmax cross-entropy over all items at every position (``ce``,
+default) or the original paper's binary loss with one sampled negative
+(``bce``). Full softmax is affordable for catalogues of tens of thousands of
+items and is known to lift SASRec far above its BCE numbers (Klenitskiy &
+Vasilev, RecSys 2023); BENCHMARKS.md has both measured on the same data.
+
+Resume: after every epoch the trainer writes ``checkpoint.pt`` atomically
+(model, optimizer, counters, log). Each epoch seeds its own shuffle and
+dropout from ``(seed, epoch)``, so a resumed run follows the same path as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from alignrec.config import SASRecConfig
+from alignrec.data.dataset import SequenceDataset
+from alignrec.data.split import Split, train_sequence
+from alignrec.errors import AlignrecError
+from alignrec.eval.evaluator import EvalResult, evaluate_rankings
+from alignrec.eval.ranking import rank_all_users
+from alignrec.io import atomic_open, atomic_path
+from alignrec.models.sasrec import PAD, SASRec, left_pad
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best_model.pt"
+EMBEDDINGS = "item_embeddings.npz"
+
+
+def training_windows(dataset: SequenceDataset, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-item targets ([users, max_len], PAD-left-padded, ids shifted by one)."""
+    inputs, outputs = [], []
+    for user in range(dataset.num_users):
+        sequence = train_sequence(dataset, user)
+        if len(sequence) >= 2:
+            inputs.append(sequence[:-1])
+            outputs.append(sequence[1:])
+    return left_pad(inputs, max_len), left_pad(outputs, max_len)
+
+
+def build_model(num_items: int, config: SASRecConfig) -> SASRec:
+    return SASRec(
+        num_items,
+        hidden=config.hidden,
+        layers=config.layers,
+        heads=config.heads,
+        ffn_mult=config.ffn_mult,
+        dropout=config.dropout,
+        max_len=config.max_len,
+    )
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length, so trimmed batches carry little padding.
+
+    Users are shuffled, cut into pools of 32 batches, sorted by length inside a
+    pool, batched, and the batches shuffled again.
+    """
+    order = rng.permutation(len(lengths))
+    pool = batch_size * 32
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        part = order[start : start + pool]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def trim_padding(inputs: torch.Tensor, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop leading columns that are padding in every row."""
+    real = (inputs != PAD).any(0)
+    first = int(real.to(torch.uint8).argmax()) if bool(real.any()) else inputs.shape[1] - 1
+    return inputs[:, first:], outputs[:, first:]
+
+
+def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str) -> torch.Tensor:
+    states = model(inputs)
+    real = outputs != PAD
+    states, positives = states[real], outputs[real] - 1
+    items = model.item_vectors()
+    if loss == "ce":
+        return F.cross_entropy(states @ items.T, positives)
+    negatives = torch.randint(0, model.num_items, positives.shape)
+    pos = (states * items[positives]).sum(-1)
+    neg = (states * items[negatives]).sum(-1)
+    return F.binary_cross_entropy_with_logits(
+        torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+    )
+
+
+def scorer_for(model: SASRec) -> Any:
+    def score(users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
+        return model.score_last(left_pad(histories, model.max_len, trim=True))
+
+    return score
+
+
+def evaluate_sasrec(
+    model: SASRec,
+    dataset: SequenceDataset,
+    split: Split,
+    ks: list[int],
+    exclude_history: bool,
+    progress: bool = True,
+) -> EvalResult:
+    model.eval()
+    rankings = rank_all_users(
+        scorer_for(model), dataset, split, max(ks), exclude_history, progress=progress
+    )
+    return evaluate_rankings(dataset, rankings, split, "sasrec", ks, exclude_history)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    best_score: float = -1.0
+    best_epoch: int = 0
+    bad_evals: int = 0
+    elapsed: float = 0.0
+    done: bool = False
+    log: list[dict[str, float]] = dataclasses.field(default_factory=list)
+
+
+def _save_checkpoint(path: Path, model: SASRec, optimizer: torch.optim.Optimizer, state: TrainState,
+                     config: SASRecConfig, seed: int) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "state": dataclasses.asdict(state),
+                "config": dataclasses.asdict(config),
+                "seed": seed,
+            },
+            tmp,
+        )
+
+
+def _write_log(path: Path, log: list[dict[str, float]]) -> None:
+    if not log:
+        return
+    columns = sorted({key for row in log for key in row}, key=lambda k: (k != "epoch", k))
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(log)
+
+
+def train_sasrec(
+    dataset: SequenceDataset,
+    config: SASRecConfig,
+    out: str | Path,
+    seed: int = 42,
+    ks: list[int] | None = None,
+    exclude_history: bool = True,
+    progress: bool = True,
+) -> tuple[SASRec, EvalResult, TrainState]:
+    """Train (or resume) in ``out``; return the best model, its test evaluation and the state."""
+    if config.loss not in ("ce", "bce"):
+        raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
+    ks = ks or [1, 5, 10, 20, 50]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = build_model(dataset.num_items, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = TrainState()
+    checkpoint_path = out / CHECKPOINT
+    if checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, weights_only=False)
+        if saved["config"] != dataclasses.asdict(config) or saved["seed"] != seed:
+            raise AlignrecError(
+                f"{checkpoint_path}: written with other SASRec settings or seed; "
+                "use a new --out, or delete the folder to start over"
+            )
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = TrainState(**saved["state"])
+        if progress and not state.done:
+            print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
+
+    inputs, outputs = training_windows(dataset, config.max_len)
+    lengths = (inputs != PAD).sum(1).numpy()
+    bar = tqdm(total=config.epochs, initial=state.epoch, desc="SASRec", unit="epoch", disable=not progress)
+    while not state.done and state.epoch < config.epochs:
+        started = time.perf_counter()
+        epoch = state.epoch + 1
+        torch.manual_seed(seed * 100_003 + epoch)
+        batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([seed, epoch]))
+        model.train()
+        total = 0.0
+        for index in batches:
+            batch_in, batch_out = trim_padding(inputs[index], outputs[index])
+            loss = sequence_loss(model, batch_in, batch_out, config.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        row: dict[str, float] = {"epoch": epoch, "loss": total / len(inputs)}
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            valid = evaluate_sasrec(model, dataset, "valid", [10], exclude_history, progress)
+            row["valid_ndcg@10"] = valid.metrics["ndcg@10"]
+            row["valid_recall@10"] = valid.metrics["recall@10"]
+            if valid.metrics["ndcg@10"] > state.best_score:
+                state.best_score, state.best_epoch, state.bad_evals = valid.metrics["ndcg@10"], epoch, 0
+                with atomic_path(out / BEST) as tmp:
+                    torch.save(model.state_dict(), tmp)
+            else:
+                state.bad_evals += 1
+        state.epoch = epoch
+        state.elapsed += time.perf_counter() - started
+        row["elapsed_s"] = state.elapsed
+        state.log.append(row)
+        over_budget = config.max_minutes > 0 and state.elapsed > 60 * config.max_minutes
+        if state.bad_evals >= config.patience or over_budget or epoch >= config.epochs:
+            state.done = True
+        _save_checkpoint(checkpoint_path, model, optimizer, state, config, seed)
+        _write_log(out / "train_log.csv", state.log)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", best_ndcg10=f"{state.best_score:.4f}")
+    bar.close()
+    state.done = True
+    if (out / BEST).is_file():
+        model.load_state_dict(torch.load(out / BEST, weights_only=True))
+    test = evaluate_sasrec(model, dataset, "test", ks, exclude_history, progress)
+    save_item_embeddings(model, dataset, out / EMBEDDINGS)
+    return model, test, state
+
+
+def save_item_embeddings(model: SASRec, dataset: SequenceDataset, path: Path) -> None:
+    """The tokenizer's collaborative input: one row per dataset item, with its original id."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                embeddings=model.item_vectors().detach().numpy().astype(np.float32),
+                item_ids=np.asarray(dataset.item_ids, dtype=str),
+            )

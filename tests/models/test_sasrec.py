@@ -1,0 +1,43 @@
+import numpy as np
+import torch
+
+from alignrec.models.sasrec import PAD, SASRec, left_pad
+
+
+def model(**kwargs) -> SASRec:
+    torch.manual_seed(0)
+    net = SASRec(num_items=20, hidden=16, layers=2, heads=2, dropout=0.0, max_len=8, **kwargs)
+    return net.eval()
+
+
+def test_left_pad_shifts_ids_and_keeps_the_latest() -> None:
+    batch = left_pad([np.array([0, 1, 2, 3, 4]), np.array([7])], max_len=3)
+    assert batch.tolist() == [[3, 4, 5], [PAD, PAD, 8]]
+    assert left_pad([np.array([1]), np.array([2, 3])], max_len=8, trim=True).tolist() == [[PAD, 2], [3, 4]]
+
+
+def test_outputs_are_causal() -> None:
+    net = model()
+    a = torch.tensor([[1, 2, 3, 4, 5]])
+    b = torch.tensor([[1, 2, 3, 9, 11]])
+    with torch.no_grad():
+        out_a, out_b = net(a), net(b)
+    assert torch.allclose(out_a[:, :3], out_b[:, :3], atol=1e-6)
+    assert not torch.allclose(out_a[:, 3:], out_b[:, 3:])
+
+
+def test_padding_width_does_not_change_scores() -> None:
+    net = model()
+    history = [np.array([3, 4, 5])]
+    with torch.no_grad():
+        full = net.score_last(left_pad(history, 8))
+        trimmed = net.score_last(left_pad(history, 8, trim=True))
+    assert trimmed.shape == full.shape == (1, 20)
+    assert torch.allclose(full, trimmed, atol=1e-5)
+
+
+def test_padding_positions_output_zero() -> None:
+    net = model()
+    with torch.no_grad():
+        out = net(torch.tensor([[PAD, PAD, 3, 4]]))
+    assert torch.all(out[0, :2] == 0) and torch.all(out[0, 2:].abs().sum(-1) > 0)

@@ -1,0 +1,75 @@
+"""SASRec learns what it should, and a resumed run equals an uninterrupted one."""
+
+import pytest
+import torch
+
+from alignrec.config import SASRecConfig
+from alignrec.errors import AlignrecError
+from alignrec.eval.evaluator import evaluate_rankings
+from alignrec.eval.ranking import rank_all_users
+from alignrec.models.mostpop import MostPop
+from alignrec.train import sasrec as trainer
+from tests.conftest import cyclic_dataset
+
+SMALL = dict(hidden=16, layers=1, heads=1, ffn_mult=2, dropout=0.0, max_len=16, batch_size=32, lr=5e-3,
+             eval_every=1, patience=100)
+
+
+def test_learns_a_pattern_popularity_cannot(tmp_path) -> None:
+    ds = cyclic_dataset()
+    _, test, state = trainer.train_sasrec(ds, SASRecConfig(epochs=25, **SMALL), tmp_path, progress=False)
+    losses = [row["loss"] for row in state.log]
+    assert losses[-1] < 0.5 * losses[0]
+    popular = evaluate_rankings(ds, rank_all_users(MostPop(ds, "test"), ds, "test", 50, progress=False),
+                                "test", "mostpop")
+    assert popular.metrics["recall@10"] < 0.35
+    assert test.metrics["recall@10"] > 0.9
+    assert (tmp_path / "item_embeddings.npz").is_file() and (tmp_path / "train_log.csv").is_file()
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch) -> None:
+    ds = cyclic_dataset(num_users=60)
+    config = SASRecConfig(epochs=4, **{**SMALL, "dropout": 0.2})
+    straight, _, _ = trainer.train_sasrec(ds, config, tmp_path / "a", seed=3, progress=False)
+
+    real_loss = trainer.sequence_loss
+    calls = {"n": 0}
+
+    def dies_in_epoch_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2 * 2 + 1:  # 2 batches an epoch: die inside epoch 3
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "sequence_loss", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_sasrec(ds, config, tmp_path / "b", seed=3, progress=False)
+    assert torch.load(tmp_path / "b" / trainer.CHECKPOINT, weights_only=False)["state"]["epoch"] == 2
+    monkeypatch.setattr(trainer, "sequence_loss", real_loss)
+    resumed, _, state = trainer.train_sasrec(ds, config, tmp_path / "b", seed=3, progress=False)
+    assert state.epoch == 4
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path) -> None:
+    ds = cyclic_dataset(num_users=20)
+    trainer.train_sasrec(ds, SASRecConfig(epochs=1, **SMALL), tmp_path, progress=False)
+    with pytest.raises(AlignrecError, match="other SASRec settings"):
+        trainer.train_sasrec(ds, SASRecConfig(epochs=1, **{**SMALL, "hidden": 8}), tmp_path, progress=False)
+
+
+def test_bce_loss_trains(tmp_path) -> None:
+    ds = cyclic_dataset(num_users=60)
+    _, _, state = trainer.train_sasrec(ds, SASRecConfig(epochs=3, loss="bce", **SMALL), tmp_path, progress=False)
+    assert state.log[-1]["loss"] < state.log[0]["loss"]
+
+
+def test_bucketed_batches_cover_every_user_once() -> None:
+    import numpy as np
+
+    lengths = np.random.default_rng(0).integers(1, 50, size=1000)
+    batches = trainer.bucketed_batches(lengths, 64, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    assert max(len(b) for b in batches) == 64
