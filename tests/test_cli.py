@@ -1,0 +1,120 @@
+"""The command line, end to end on tiny files: happy paths and every bad-input case."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alignrec.cli import EXIT_USER_ERROR, main
+from alignrec.io import read_json
+
+
+@pytest.fixture
+def lcrec_dir(tmp_path):
+    """An ID-only LC-Rec dataset: 40 users walking a 12-item cycle."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    inter = {str(u): [(u + step) % 12 for step in range(6 + u % 4)] for u in range(40)}
+    (folder / "Toy.inter.json").write_text(json.dumps(inter))
+    return folder
+
+
+def prepare(lcrec_dir, out) -> int:
+    return main(["data", "prepare", "--path", str(lcrec_dir), "--format", "lcrec", "--out", str(out)])
+
+
+def test_prepare_and_stats(lcrec_dir, tmp_path, capsys) -> None:
+    assert prepare(lcrec_dir, tmp_path / "p") == 0
+    assert "ID-only dataset" in capsys.readouterr().out
+    assert main(["data", "stats", str(tmp_path / "p"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["users"] == 40 and stats["items"] == 12
+
+
+def test_evaluate_scores_a_predictions_file(lcrec_dir, tmp_path, capsys) -> None:
+    prepare(lcrec_dir, tmp_path / "p")
+    # The cycle's true next item for user u is (u + len - 1) % 12: predict it first.
+    lines = [json.dumps({"user": str(u), "items": [str((u + 6 + u % 4 - 1) % 12)]}) for u in range(40)]
+    (tmp_path / "oracle.jsonl").write_text("\n".join(lines))
+    code = main(["evaluate", "--data", str(tmp_path / "p"), "--predictions", str(tmp_path / "oracle.jsonl"),
+                 "--out", str(tmp_path / "eval")])
+    assert code == 0
+    metrics = read_json(tmp_path / "eval" / "metrics.json")
+    assert metrics["model"] == "oracle" and metrics["metrics"]["recall@1"] == 1.0
+    assert metrics["metrics"]["ndcg@10"] == 1.0 and metrics["num_users"] == 40
+
+
+def test_run_pipeline_then_rerun_skips_finished_stages(lcrec_dir, tmp_path, capsys) -> None:
+    args = ["run", "--out", str(tmp_path / "run"),
+            "--set", f"data.path={lcrec_dir}", "--set", "data.format=lcrec",
+            "--set", "sasrec={hidden: 8, layers: 1, heads: 1, max_len: 10, epochs: 2, eval_every: 1}"]
+    assert main(args) == 0
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert set(summary["models"]) == {"mostpop", "sasrec"}
+    for file in ["config.yaml", "comparison.md", "sasrec/metrics.json", "sasrec/training.png",
+                 "sasrec/item_embeddings.npz", "mostpop/rankings_test.jsonl", "data/manifest.json"]:
+        assert (tmp_path / "run" / file).is_file(), file
+    first = read_json(tmp_path / "run" / "sasrec" / "metrics.json")["metrics"]
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "sasrec: done earlier, skipped" in capsys.readouterr().err
+    assert read_json(tmp_path / "run" / "sasrec" / "metrics.json")["metrics"] == first
+
+
+def test_compare_reads_run_directories(lcrec_dir, tmp_path, capsys) -> None:
+    prepare(lcrec_dir, tmp_path / "p")
+    assert main(["train", "mostpop", "--data", str(tmp_path / "p"), "--out", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "m")]) == 0
+    assert "mostpop" in capsys.readouterr().out
+
+
+def bad(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("files", "argv", "message"),
+    [
+        ({}, ["--path", "{tmp}/missing.inter", "--format", "recbole"], "missing.inter: no such file or folder"),
+        ({"d.inter": "user:token\titem_id:token\nu\ti\n"}, ["--path", "{tmp}/d.inter", "--format", "recbole"],
+         "d.inter line 1: missing column 'user_id'"),
+        ({"X.inter.json": '{"0": [1, 2'}, ["--path", "{tmp}", "--format", "lcrec"],
+         "X.inter.json line 1 column 12: malformed JSON"),
+        ({"d.inter": "user_id:token\titem_id:token\nu\ti\n"},
+         ["--path", "{tmp}/d.inter", "--format", "recbole", "--min-user-interactions", "3"],
+         "no interaction is left after filtering"),
+        ({"d.inter": "user_id:token\titem_id:token\nu\ti\nu\tj\n", "d.item": "item_id:token\ttitle:token\ni\tI\n"},
+         ["--path", "{tmp}/d.inter", "--format", "recbole"],
+         "d.inter line 3: item 'j' is not in the item file"),
+        ({"r.csv": "a,b\n1,2\n"}, ["--path", "{tmp}/r.csv", "--format", "csv", "--columns", "user=a,item=c"],
+         "no column 'c' for 'item'"),
+        ({}, ["--path", "{tmp}/x", "--format", "csv", "--columns", "user"], "--columns 'user': write it as"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, files, argv, message) -> None:
+    for name, text in files.items():
+        bad(tmp_path, name, text)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = main(["data", "prepare", *argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert message in " ".join(err.split())
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_no_traceback_from_the_installed_command(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alignrec.cli", "data", "stats", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == EXIT_USER_ERROR
+    assert "not a prepared dataset" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_override_is_a_user_error(capsys) -> None:
+    assert main(["run", "--set", "sasrec.hiden=3"]) == EXIT_USER_ERROR
+    assert "unknown setting 'sasrec.hiden'" in capsys.readouterr().err

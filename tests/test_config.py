@@ -1,0 +1,57 @@
+import pytest
+
+from alignrec.config import RunConfig, load_config, parse_override, save_config
+from alignrec.errors import ConfigError
+
+
+def test_defaults_file_and_overrides_stack(tmp_path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("name: x\nsasrec:\n  hidden: 32\n  lr: 0.01\n")
+    config = load_config(file, ["sasrec.epochs=3", "data.dataset=ml-1m", "eval.ks=[1,10]"])
+    assert config.name == "x" and config.sasrec.hidden == 32 and config.sasrec.lr == 0.01
+    assert config.sasrec.epochs == 3 and config.data.dataset == "ml-1m" and config.eval.ks == [1, 10]
+    assert config.sasrec.layers == RunConfig().sasrec.layers  # untouched defaults stay
+
+
+def test_presets_load_by_name() -> None:
+    assert load_config("default").data.dataset == "ml-100k"
+
+
+def test_unknown_key_names_the_file_key_and_valid_keys(tmp_path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("sasrec:\n  hiden: 32\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown setting 'sasrec.hiden'; valid settings here: hidden"):
+        load_config(file)
+
+
+def test_wrong_type_is_reported() -> None:
+    with pytest.raises(ConfigError, match=r"sasrec.epochs: expected int, got 'many'"):
+        load_config(None, ["sasrec.epochs=many"])
+
+
+def test_int_is_accepted_for_float() -> None:
+    assert load_config(None, ["sasrec.lr=1"]).sasrec.lr == 1.0
+
+
+def test_bad_yaml_names_the_line(tmp_path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("name: x\nsasrec: [\n")
+    with pytest.raises(ConfigError, match=r"c.yaml line \d+: not valid YAML"):
+        load_config(file)
+
+
+def test_missing_config_lists_presets() -> None:
+    with pytest.raises(ConfigError, match=r"no such file, and not a preset \(presets: .*default"):
+        load_config("nope.yaml")
+
+
+def test_override_syntax() -> None:
+    assert parse_override("a.b=2") == {"a": {"b": 2}}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("a.b")
+
+
+def test_saved_config_loads_back_identically(tmp_path) -> None:
+    config = load_config(None, ["sasrec.epochs=7", "data.columns={user: u, item: i}"])
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
