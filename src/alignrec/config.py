@@ -59,8 +59,8 @@ class SASRecConfig:
     max_len: int = 200
     loss: str = "ce"
     """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 0.0
     epochs: int = 200
     patience: int = 10
