@@ -57,6 +57,10 @@ class SASRecConfig:
     ffn_mult: int = 4
     dropout: float = 0.2
     max_len: int = 200
+    similarity: str = "dot"
+    """``dot`` product, or ``cosine`` of unit vectors divided by ``temperature``."""
+    temperature: float = 0.05
+    """Only for ``cosine``."""
     loss: str = "ce"
     """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
     batch_size: int = 64

@@ -41,3 +41,14 @@ def test_padding_positions_output_zero() -> None:
     with torch.no_grad():
         out = net(torch.tensor([[PAD, PAD, 3, 4]]))
     assert torch.all(out[0, :2] == 0) and torch.all(out[0, 2:].abs().sum(-1) > 0)
+
+
+def test_cosine_similarity_bounds_scores_by_the_temperature() -> None:
+    torch.manual_seed(0)
+    net = SASRec(num_items=20, hidden=16, layers=1, heads=1, dropout=0.0, max_len=8,
+                 similarity="cosine", temperature=0.1).eval()
+    assert torch.allclose(net.item_vectors().norm(dim=-1), torch.ones(20), atol=1e-5)
+    with torch.no_grad():
+        scores = net.score_last(left_pad([np.array([1, 2, 3])], 8))
+    assert scores.abs().max() <= 1 / 0.1 + 1e-4
+    assert scores.abs().max() > 1.0  # the temperature really scales

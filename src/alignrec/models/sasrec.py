@@ -4,7 +4,10 @@ Sequences are left-padded to ``max_len`` with item 0 (real items are shifted
 by one), so the last position always holds the most recent item. Attention is
 causal and ignores padding keys. Batches may be trimmed to their longest
 sequence: positions count back from the end, so trimming changes nothing. Items are scored by a dot product with the
-(shared) input item embeddings; the trainer chooses the loss.
+(shared) input item embeddings, or by cosine similarity over a temperature
+(``similarity="cosine"``, as in the SASRec baseline of Zhai et al.'s HSTU
+code, which keeps item norms from encoding popularity alone); the trainer
+chooses the loss.
 """
 
 from __future__ import annotations
@@ -77,8 +80,14 @@ class SASRec(nn.Module):
         ffn_mult: int = 4,
         dropout: float = 0.2,
         max_len: int = 200,
+        similarity: str = "dot",
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        if similarity not in ("dot", "cosine"):
+            raise ValueError(f"similarity must be dot or cosine, got {similarity!r}")
+        self.cosine = similarity == "cosine"
+        self.temperature = temperature if self.cosine else 1.0
         self.num_items = num_items
         self.hidden = hidden
         self.max_len = max_len
@@ -113,12 +122,20 @@ class SASRec(nn.Module):
         allowed = self.attention_allowed(padded)
         for block in self.blocks:
             x = block(x, allowed)
-        return self.final_norm(x) * (padded != PAD).unsqueeze(-1)
+        x = self.final_norm(x)
+        if self.cosine:
+            x = F.normalize(x, dim=-1)
+        return x * (padded != PAD).unsqueeze(-1)
 
     def item_vectors(self) -> torch.Tensor:
-        """[num_items, hidden]: row ``i`` is dataset item ``i``."""
-        return self.item_embedding.weight[1:]
+        """[num_items, hidden]: row ``i`` is dataset item ``i`` (unit length under cosine)."""
+        items = self.item_embedding.weight[1:]
+        return F.normalize(items, dim=-1) if self.cosine else items
+
+    def logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Similarity of states [..., hidden] to item vectors [n, hidden], temperature-scaled."""
+        return states @ items.T / self.temperature
 
     def score_last(self, padded: torch.Tensor) -> torch.Tensor:
         """Scores of all items as the next item after each sequence: [batch, num_items]."""
-        return self(padded)[:, -1] @ self.item_vectors().T
+        return self.logits(self(padded)[:, -1], self.item_vectors())

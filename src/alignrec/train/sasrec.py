@@ -60,6 +60,8 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         ffn_mult=config.ffn_mult,
         dropout=config.dropout,
         max_len=config.max_len,
+        similarity=config.similarity,
+        temperature=config.temperature,
     )
 
 
@@ -92,10 +94,10 @@ def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, lo
     states, positives = states[real], outputs[real] - 1
     items = model.item_vectors()
     if loss == "ce":
-        return F.cross_entropy(states @ items.T, positives)
+        return F.cross_entropy(model.logits(states, items), positives)
     negatives = torch.randint(0, model.num_items, positives.shape)
-    pos = (states * items[positives]).sum(-1)
-    neg = (states * items[negatives]).sum(-1)
+    pos = (states * items[positives]).sum(-1) / model.temperature
+    neg = (states * items[negatives]).sum(-1) / model.temperature
     return F.binary_cross_entropy_with_logits(
         torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
     )
