@@ -120,6 +120,20 @@ def test_bad_override_is_a_user_error(capsys) -> None:
     assert "unknown setting 'sasrec.hiden'" in capsys.readouterr().err
 
 
+def test_rerun_on_changed_data_redoes_the_models(lcrec_dir, tmp_path, capsys) -> None:
+    args = ["run", "--out", str(tmp_path / "run"), "--set", f"data.path={lcrec_dir}",
+            "--set", "data.format=lcrec", "--set", "models=[mostpop]"]
+    assert main(args) == 0
+    inter = json.loads((lcrec_dir / "Toy.inter.json").read_text())
+    inter["new"] = [0, 1, 2, 3]
+    (lcrec_dir / "Toy.inter.json").write_text(json.dumps(inter))
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "skipped" not in err and "41 users" in " ".join(err.split())
+    assert read_json(tmp_path / "run" / "mostpop" / "metrics.json")["num_users"] == 41
+
+
 def test_tokenize_an_id_only_dataset_then_inspect(lcrec_dir, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("ALIGNREC_CACHE", str(tmp_path / "cache"))
     prepare(lcrec_dir, tmp_path / "p")

@@ -25,7 +25,7 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
 from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_all_users
-from alignrec.io import atomic_open, read_json, write_json
+from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.models.mostpop import MostPop
 from alignrec.tokenize.artifacts import TokenizerArtifact
 from alignrec.tokenize.stage import summary_lines, tokenize_dataset
@@ -40,14 +40,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _inputs_unchanged(dataset: SequenceDataset) -> bool:
+    """Every input file named in the manifest still has the recorded sha256."""
+    for name, digest in dataset.manifest.get("sha256", {}).items():
+        path = Path(name)
+        if path.is_absolute() and (not path.is_file() or sha256_file(path) != digest):
+            return False
+    return True
+
+
 def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
-    """Reuse ``folder`` when it was prepared with the same data settings."""
+    """Reuse ``folder`` when it was prepared with the same settings from unchanged files."""
     marker = folder / "data_config.json"
     if marker.is_file() and read_json(marker) == to_dict(config):
         try:
-            return SequenceDataset.load(folder)
+            dataset = SequenceDataset.load(folder)
         except AlignrecError:
-            pass
+            dataset = None
+        if dataset is not None and _inputs_unchanged(dataset):
+            return dataset
     started = time.perf_counter()
     dataset = prepare_dataset(config, folder)
     write_json(marker, to_dict(config))
@@ -58,6 +69,14 @@ def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
     return dataset
 
 
+def _stage_settings(dataset: SequenceDataset, config: RunConfig, model: str) -> dict[str, Any]:
+    """What a stage's result depends on; a rerun with equal settings skips the stage."""
+    settings: dict[str, Any] = {"data": dataset.fingerprint(), "eval": to_dict(config.eval)}
+    if model == "sasrec":
+        settings.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
+    return settings
+
+
 def run_mostpop(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[str, Any]:
     started = time.perf_counter()
     model = MostPop(dataset, "test")
@@ -65,7 +84,7 @@ def run_mostpop(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[
     result = evaluate_rankings(
         dataset, rankings, "test", "mostpop", config.eval.ks, config.eval.exclude_history
     )
-    settings = {"eval": to_dict(config.eval)}
+    settings = _stage_settings(dataset, config, "mostpop")
     write_evaluation(out, result, dataset, settings, {"wall_time_s": time.perf_counter() - started})
     return read_json(out / "metrics.json")
 
@@ -76,7 +95,7 @@ def run_sasrec(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[s
     _, result, state = train_sasrec(
         dataset, config.sasrec, out, config.seed, config.eval.ks, config.eval.exclude_history
     )
-    settings = {"sasrec": to_dict(config.sasrec), "eval": to_dict(config.eval), "seed": config.seed}
+    settings = _stage_settings(dataset, config, "sasrec")
     extra = {
         "wall_time_s": time.perf_counter() - started,
         "train_time_s": state.elapsed,
@@ -123,15 +142,11 @@ STAGES: dict[str, Callable[[SequenceDataset, Path, RunConfig], dict[str, Any]]] 
 }
 
 
-def _finished(out: Path, config: RunConfig, model: str) -> bool:
+def _finished(out: Path, dataset: SequenceDataset, config: RunConfig, model: str) -> bool:
     metrics = out / "metrics.json"
     if not metrics.is_file():
         return False
-    saved = read_json(metrics).get("config", {})
-    expected = {"eval": to_dict(config.eval)}
-    if model == "sasrec":
-        expected.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
-    return saved == expected
+    return read_json(metrics).get("config") == _stage_settings(dataset, config, model)
 
 
 def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
@@ -152,7 +167,7 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
     dataset = load_or_prepare(config.data, out / "data")
     for model in config.models:
         model_dir = out / model
-        if _finished(model_dir, config, model):
+        if _finished(model_dir, dataset, config, model):
             console.print(f"[bold]{model}[/]: done earlier, skipped ({model_dir / 'metrics.json'})")
             continue
         console.print(f"[bold]{model}[/]: training and evaluating")

@@ -55,7 +55,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
 def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path) -> None:
     ds = cyclic_dataset(num_users=20)
     trainer.train_sasrec(ds, SASRecConfig(epochs=1, **SMALL), tmp_path, progress=False)
-    with pytest.raises(AlignrecError, match="other SASRec settings"):
+    with pytest.raises(AlignrecError, match="other SASRec settings, seed or data"):
         trainer.train_sasrec(ds, SASRecConfig(epochs=1, **{**SMALL, "hidden": 8}), tmp_path, progress=False)
 
 

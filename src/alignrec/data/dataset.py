@@ -7,6 +7,8 @@ columns as fixed-width unicode arrays, no pickles) and a human-readable
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,11 @@ class SequenceDataset:
         if titles is not None and titles[item]:
             return str(titles[item])
         return str(self.item_ids[item])
+
+    def fingerprint(self) -> str:
+        """Identifies the prepared data (source, input hashes, options, counts) for resume checks."""
+        keys = {k: self.manifest.get(k) for k in ("source", "sha256", "options", "counts")}
+        return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
     def item_index(self) -> dict[str, int]:
         return {str(original): i for i, original in enumerate(self.item_ids)}

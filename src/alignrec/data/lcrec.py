@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from alignrec.data.raw import RawData, RawInteractions
+from alignrec.data.raw import RawData, RawInteractions, find_interaction_file
 from alignrec.data.text import canonical_item_fields
 from alignrec.errors import DataError
 from alignrec.io import sha256_file
@@ -86,21 +86,7 @@ def parse_index(obj: Any, source: str) -> dict[str, list[str]]:
 
 def load_lcrec(path: Path) -> RawData:
     """``path`` is the folder holding ``X.inter.json`` or that file itself."""
-    if path.is_dir():
-        found = sorted(path.glob("*.inter.json"))
-        if len(found) != 1:
-            names = ", ".join(p.name for p in found) or "none"
-            raise DataError(
-                f"{path}: expected exactly one *.inter.json file (found: {names}); "
-                "pass the file itself with --path"
-            )
-        inter_path = found[0]
-    elif path.is_file():
-        inter_path = path
-    else:
-        raise DataError(f"{path}: no such file or folder; pass an LC-Rec X.inter.json or its folder")
-    if not inter_path.name.endswith(".inter.json"):
-        raise DataError(f"{inter_path}: an LC-Rec interaction file is named X.inter.json")
+    inter_path = find_interaction_file(path, ".inter.json", "LC-Rec")
     stem = inter_path.name[: -len(".inter.json")]
     item_path = inter_path.with_name(f"{stem}.item.json")
     index_path = inter_path.with_name(f"{stem}.index.json")

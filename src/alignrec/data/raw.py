@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from alignrec.errors import DataError
 
 TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "categories", "year", "brand", "description")
 """Canonical item text fields, in the order a prompt or a text encoder reads them."""
@@ -39,3 +42,21 @@ class RawData:
     """A description of each source file -> its sha256."""
     published_codes: dict[str, list[str]] | None = None
     """Semantic IDs shipped with the data (LC-Rec ``.index.json``), kept for comparison."""
+
+
+def find_interaction_file(path: Path, suffix: str, kind: str) -> Path:
+    """The one ``*{suffix}`` file in folder ``path``, or ``path`` itself when it is that file."""
+    if path.is_dir():
+        found = sorted(path.glob(f"*{suffix}"))
+        if len(found) != 1:
+            names = ", ".join(p.name for p in found) or "none"
+            raise DataError(
+                f"{path}: expected exactly one *{suffix} file (found: {names}); "
+                "pass the file itself with --path"
+            )
+        return found[0]
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or folder; pass a {kind} X{suffix} file or its folder")
+    if not path.name.endswith(suffix):
+        raise DataError(f"{path}: a {kind} interaction file is named X{suffix}")
+    return path

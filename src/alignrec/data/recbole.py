@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alignrec.data.raw import RawData, RawInteractions
+from alignrec.data.raw import RawData, RawInteractions, find_interaction_file
 from alignrec.data.text import canonical_item_fields
 from alignrec.errors import DataError
 from alignrec.io import sha256_file
@@ -107,21 +107,7 @@ def parse_item(text: str, source: str) -> dict[str, dict[str, str]]:
 
 def load_recbole(path: Path) -> RawData:
     """``path`` is a folder holding ``X.inter`` (and maybe ``X.item``), or the ``.inter`` file."""
-    if path.is_dir():
-        inters = sorted(path.glob("*.inter"))
-        if len(inters) != 1:
-            found = ", ".join(p.name for p in inters) or "none"
-            raise DataError(
-                f"{path}: expected exactly one .inter file (found: {found}); "
-                "pass the .inter file itself with --path"
-            )
-        inter_path = inters[0]
-    elif path.is_file():
-        inter_path = path
-    else:
-        raise DataError(f"{path}: no such file or folder; pass a RecBole .inter file or its folder")
-    if inter_path.suffix != ".inter":
-        raise DataError(f"{inter_path}: a RecBole interaction file must end in .inter")
+    inter_path = find_interaction_file(path, ".inter", "RecBole")
     item_path = inter_path.with_suffix(".item")
     sources = {str(inter_path): sha256_file(inter_path)}
     interactions = parse_inter(inter_path.read_text(encoding="utf-8"), str(inter_path))

@@ -135,7 +135,7 @@ class TrainState:
 
 
 def _save_checkpoint(path: Path, model: SASRec, optimizer: torch.optim.Optimizer, state: TrainState,
-                     config: SASRecConfig, seed: int) -> None:
+                     config: SASRecConfig, seed: int, data: str) -> None:
     with atomic_path(path) as tmp:
         torch.save(
             {
@@ -144,6 +144,7 @@ def _save_checkpoint(path: Path, model: SASRec, optimizer: torch.optim.Optimizer
                 "state": dataclasses.asdict(state),
                 "config": dataclasses.asdict(config),
                 "seed": seed,
+                "data": data,
             },
             tmp,
         )
@@ -181,9 +182,12 @@ def train_sasrec(
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, weights_only=False)
-        if saved["config"] != dataclasses.asdict(config) or saved["seed"] != seed:
+        same_run = (saved["config"], saved["seed"], saved.get("data")) == (
+            dataclasses.asdict(config), seed, dataset.fingerprint()
+        )
+        if not same_run:
             raise AlignrecError(
-                f"{checkpoint_path}: written with other SASRec settings or seed; "
+                f"{checkpoint_path}: written with other SASRec settings, seed or data; "
                 "use a new --out, or delete the folder to start over"
             )
         model.load_state_dict(saved["model"])
@@ -227,7 +231,7 @@ def train_sasrec(
         over_budget = config.max_minutes > 0 and state.elapsed > 60 * config.max_minutes
         if state.bad_evals >= config.patience or over_budget or epoch >= config.epochs:
             state.done = True
-        _save_checkpoint(checkpoint_path, model, optimizer, state, config, seed)
+        _save_checkpoint(checkpoint_path, model, optimizer, state, config, seed, dataset.fingerprint())
         _write_log(out / "train_log.csv", state.log)
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4f}", best_ndcg10=f"{state.best_score:.4f}")
