@@ -11,9 +11,15 @@ with the same first code, against the chance a random other item does,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import normalized_mutual_info_score
+
+from alignrec.tokenize.collisions import collision_stats
+
+_TOKEN = re.compile(r"<([a-z])_(\d+)>")
 
 
 def level_stats(codes: np.ndarray, codebook_size: int) -> list[dict[str, Any]]:
@@ -47,3 +53,25 @@ def neighbour_prefix_agreement(text: np.ndarray, first_codes: np.ndarray, k: int
     chance = float((counts * (counts - 1)).sum() / (n * (n - 1)))
     observed = float(shares.mean())
     return {"k": k, "observed": observed, "chance": chance, "lift": observed / chance if chance else float("inf")}
+
+
+def published_comparison(
+    published: dict[str, list[str]], item_ids: np.ndarray, codes: np.ndarray
+) -> dict[str, Any] | None:
+    """Our codes next to a published tokenization (LETTER's ``X.index.json``): its
+    collisions, and how much our first level agrees with its first level (NMI)."""
+    rows = []
+    for item in item_ids:
+        tokens = published.get(str(item))
+        parsed = [_TOKEN.fullmatch(t) for t in tokens] if tokens else []
+        if not parsed or not all(parsed):
+            return None  # not every item has a parseable published code: nothing to compare
+        rows.append([int(m.group(2)) for m in parsed if m])
+    if len({len(r) for r in rows}) != 1:
+        return None
+    theirs = np.asarray(rows)
+    return {
+        "collisions": collision_stats(theirs),
+        "levels": level_stats(theirs, int(theirs.max()) + 1),
+        "first_level_nmi_with_ours": float(normalized_mutual_info_score(theirs[:, 0], codes[:, 0])),
+    }

@@ -21,7 +21,7 @@ from alignrec.tokenize.alignment import align_codes
 from alignrec.tokenize.artifacts import TokenizerArtifact, save_artifact, token_names
 from alignrec.tokenize.collisions import collision_stats, resolve_collisions
 from alignrec.tokenize.features import build_features
-from alignrec.tokenize.metrics import level_stats, neighbour_prefix_agreement
+from alignrec.tokenize.metrics import level_stats, neighbour_prefix_agreement, published_comparison
 from alignrec.tokenize.quantizers import make_quantizer
 from alignrec.tokenize.residual import residual_assign
 from alignrec.tokenize.usage_plot import plot_code_usage
@@ -87,6 +87,10 @@ def tokenize_dataset(
     if features.text_vectors is not None:
         report["semantics"] = {"first_code_vs_text_neighbours": neighbour_prefix_agreement(
             features.text_vectors, codes[:, 0])}
+    if dataset.published_codes:
+        comparison = published_comparison(dataset.published_codes, dataset.item_ids, codes)
+        if comparison is not None:
+            report["published_codes"] = comparison
     timings["total_s"] = time.perf_counter() - started
     report["timings"] = timings
 
