@@ -110,7 +110,7 @@ def gguf_to_hf_folder(gguf: Path) -> tuple[Path, str]:
 
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
         )
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except (OSError, ValueError) as exc:
@@ -153,7 +153,7 @@ def load_causal_lm(spec: str, seed: int = 0) -> tuple[torch.nn.Module, Callable[
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         raise AlignrecError(f"{folder}: not a loadable causal LM folder ({exc})") from None
