@@ -106,15 +106,25 @@ def gguf_to_hf_folder(gguf: Path) -> tuple[Path, str]:
     if (target / "config.json").is_file():
         return target, digest
     offline()
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Recent transformers keep GGUF weights packed unless told to dequantise, and refuse to
+    # save a GGUF-quantised model: load dense, then copy the weights into a plain model.
+    gguf_config = getattr(transformers, "GgufConfig", None)
+    extra = {"quantization_config": gguf_config(dequantize=True)} if gguf_config else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        loaded = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, **extra
         )
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise AlignrecError(f"{gguf}: transformers cannot read this GGUF file ({exc})") from None
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
     try:
