@@ -123,6 +123,8 @@ class TokenizeConfig:
     levels: int = 4
     codebook_size: int = 256
     kmeans_iters: int = 100
+    balanced: bool = True
+    """RQ-KMeans: cap every cluster at ceil(items / codebook_size) (keeps deep levels informative)."""
     rqvae: RQVAEConfig = field(default_factory=RQVAEConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
 

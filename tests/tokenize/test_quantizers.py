@@ -8,7 +8,7 @@ import pytest
 from alignrec.errors import AlignrecError
 from alignrec.tokenize.metrics import level_stats
 from alignrec.tokenize.quantizers import make_quantizer, restore_quantizer
-from alignrec.tokenize.residual import reconstruct, residual_assign
+from alignrec.tokenize.residual import balanced_assign, reconstruct
 from tests.tokenize.conftest import small_config
 
 
@@ -24,7 +24,7 @@ def test_codes_use_the_codebooks_and_reduce_error_level_by_level(name: str) -> N
     q = make_quantizer(small_config(quantizer=name, levels=3, codebook_size=8), seed=0)
     q.fit(x)
     z = q.latent(x)
-    codes, _ = residual_assign(z, q.codebooks)
+    codes, _ = q.encode(x)
     assert codes.shape == (200, 3) and codes.min() >= 0 and codes.max() < 8
     assert all(row["utilisation"] >= 0.75 for row in level_stats(codes, 8))
     errors = [np.linalg.norm(z - reconstruct(codes[:, : l + 1], q.codebooks[: l + 1]), axis=1).mean()
@@ -59,3 +59,27 @@ def test_bad_settings_name_the_field() -> None:
         make_quantizer(small_config(codebook_size=64), seed=0).fit(clustered(20))
     with pytest.raises(AlignrecError, match="tokenize.quantizer"):
         make_quantizer(small_config(quantizer="pq"), seed=0)
+
+
+def test_balanced_assignment_respects_capacity_and_prefers_nearest() -> None:
+    x = np.array([[0.0], [0.1], [0.2], [5.0]])
+    book = np.array([[0.0], [5.0]])
+    labels = balanced_assign(x, book)
+    assert np.bincount(labels, minlength=2).max() <= 2
+    assert labels[3] == 1 and labels[0] == 0  # the far point keeps its own centre
+
+
+def test_balanced_rqkmeans_keeps_deep_levels_informative() -> None:
+    """Skewed residuals: plain k-means crowds most items into one deep code, balanced does not."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(180, 6)) * 0.05, rng.normal(size=(20, 6)) * 5]).astype(np.float32)
+    ppl = {}
+    for balanced in (False, True):
+        q = make_quantizer(small_config(levels=2, codebook_size=16, balanced=balanced), seed=0)
+        q.fit(x)
+        codes, _ = q.encode(x)
+        ppl[balanced] = [row["perplexity"] for row in level_stats(codes, 16)]
+        if balanced:
+            assert all(np.bincount(codes[:, l]).max() <= -(-200 // 16) for l in range(2))
+    assert ppl[True][0] > 1.5 * ppl[False][0]
+    assert min(ppl[True]) > 12

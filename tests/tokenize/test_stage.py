@@ -10,7 +10,6 @@ from alignrec.io import read_json
 from alignrec.tokenize.artifacts import load_artifact
 from alignrec.tokenize.inspect import format_inspection, nearest_in_code_space
 from alignrec.tokenize.quantizers import restore_quantizer
-from alignrec.tokenize.residual import residual_assign
 from alignrec.tokenize.stage import tokenize_dataset
 from tests.tokenize.conftest import small_config
 
@@ -54,7 +53,7 @@ def test_loads_back_exactly(tokenized, catalogue, sasrec_dir, tiny_text_model) -
     features = build_features(catalogue, sasrec_dir, small_config(), tiny_text_model).vectors
     q = restore_quantizer("rqkmeans", loaded.report["quantizer"]["settings"], loaded.codebooks,
                           loaded.quantizer_state)
-    raw, _ = residual_assign(q.latent(features), q.codebooks)
+    raw, _ = q.encode(features)
     assert np.array_equal(raw[:, :2], loaded.codes[:, :2])  # prefixes are never changed
 
 

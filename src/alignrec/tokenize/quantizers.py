@@ -21,7 +21,7 @@ def make_quantizer(config: TokenizeConfig, seed: int) -> Quantizer:
             "need at least 1 level and 2 codes per level"
         )
     if config.quantizer == rqkmeans.NAME:
-        return rqkmeans.RQKMeans(config.levels, config.codebook_size, config.kmeans_iters, seed)
+        return rqkmeans.RQKMeans(config.levels, config.codebook_size, config.kmeans_iters, seed, config.balanced)
     if config.quantizer == rqvae.NAME:
         return rqvae.RQVAE(config.levels, config.codebook_size, config.rqvae, config.kmeans_iters, seed)
     raise AlignrecError(f"tokenize.quantizer: {config.quantizer!r}; choose {' or '.join(QUANTIZERS)}")
@@ -34,7 +34,8 @@ def restore_quantizer(
     quantizer: Quantizer
     if name == rqkmeans.NAME:
         quantizer = rqkmeans.RQKMeans(
-            settings["levels"], settings["codebook_size"], settings["kmeans_iters"], settings["seed"]
+            settings["levels"], settings["codebook_size"], settings["kmeans_iters"], settings["seed"],
+            settings["balanced"],
         )
         quantizer.codebooks = codebooks
         return quantizer

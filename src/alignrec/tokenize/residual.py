@@ -29,6 +29,10 @@ class Quantizer(Protocol):
         """Item vectors -> the latent the codebooks quantise."""
         ...
 
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Item vectors -> codes [N, L] and the residual entering the last level."""
+        ...
+
     def settings(self) -> dict[str, Any]:
         """Everything needed to rebuild it, for the artifact."""
         ...
@@ -38,20 +42,53 @@ class Quantizer(Protocol):
         ...
 
 
+def sq_distances(x: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    return (x * x).sum(1, keepdims=True) - 2.0 * x @ codebook.T + (codebook * codebook).sum(1)[None, :]
+
+
 def nearest(x: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Index of each row's nearest codeword (squared Euclidean; ties -> lowest index)."""
-    d = (x * x).sum(1, keepdims=True) - 2.0 * x @ codebook.T + (codebook * codebook).sum(1)[None, :]
-    return d.argmin(axis=1)
+    return sq_distances(x, codebook).argmin(axis=1)
 
 
-def residual_assign(z: np.ndarray, codebooks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Codes [N, L] by greedy residual assignment, and the residual entering the last level."""
+def balanced_assign(x: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """Nearest codeword under a capacity of ceil(N / K) rows per codeword.
+
+    In rounds: every unplaced row proposes to its nearest codeword that still has
+    room; each codeword takes the closest proposers up to its room (ties by row
+    index). Vectorised per round; a round fills a codeword or places all its proposers.
+    """
+    d = sq_distances(x, codebook)
+    n, k = d.shape
+    room = np.full(k, -(-n // k))
+    labels = np.full(n, -1, dtype=np.int64)
+    pending = np.arange(n)
+    while len(pending):
+        options = np.where(room[None, :] > 0, d[pending], np.inf)
+        choice = options.argmin(axis=1)
+        dist = options[np.arange(len(pending)), choice]
+        order = np.lexsort((pending, dist, choice))
+        chosen = choice[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(chosen)) + 1]
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        accept = rank < room[chosen]
+        labels[pending[order[accept]]] = chosen[accept]
+        room -= np.bincount(chosen[accept], minlength=k)
+        pending = pending[order[~accept]]
+    return labels
+
+
+def residual_assign(
+    z: np.ndarray, codebooks: list[np.ndarray], balanced: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes [N, L] by residual assignment (nearest, or balanced per level), and the
+    residual entering the last level."""
     codes = np.zeros((len(z), len(codebooks)), dtype=np.int64)
     residual = z.astype(np.float32).copy()
     last = residual
     for level, codebook in enumerate(codebooks):
         last = residual.copy()
-        codes[:, level] = nearest(residual, codebook)
+        codes[:, level] = balanced_assign(residual, codebook) if balanced else nearest(residual, codebook)
         residual = residual - codebook[codes[:, level]]
     return codes, last
 

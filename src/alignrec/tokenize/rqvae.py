@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from alignrec.config import RQVAEConfig
+from alignrec.tokenize.residual import residual_assign
 from alignrec.tokenize.rqkmeans import check_size, residual_kmeans
 
 NAME = "rqvae"
@@ -130,6 +131,9 @@ class RQVAE:
         assert self.model is not None, "fit or load the RQ-VAE first"
         self.model.eval()
         return self.model.encoder(torch.from_numpy(x.astype(np.float32))).numpy()
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return residual_assign(self.latent(x), self.codebooks)
 
     def settings(self) -> dict[str, Any]:
         return {

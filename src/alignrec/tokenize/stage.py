@@ -23,7 +23,6 @@ from alignrec.tokenize.collisions import collision_stats, resolve_collisions
 from alignrec.tokenize.features import build_features
 from alignrec.tokenize.metrics import level_stats, neighbour_prefix_agreement, published_comparison
 from alignrec.tokenize.quantizers import make_quantizer
-from alignrec.tokenize.residual import residual_assign
 from alignrec.tokenize.usage_plot import plot_code_usage
 
 console = Console(stderr=True)
@@ -57,7 +56,7 @@ def tokenize_dataset(
 
     quantizer = make_quantizer(config, seed)
     fit_log = quantizer.fit(features.vectors)
-    raw_codes, last_residual = residual_assign(quantizer.latent(features.vectors), quantizer.codebooks)
+    raw_codes, last_residual = quantizer.encode(features.vectors)
     lap("quantize")
 
     before = collision_stats(raw_codes)
