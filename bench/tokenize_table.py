@@ -24,7 +24,9 @@ def main(folders: list[str]) -> None:
         sem = r.get("semantics", {}).get("first_code_vs_text_neighbours")
         sem_text = f"{sem['observed']:.3f} ({sem['chance']:.4f})" if sem else "n/a (no text)"
         ret = r["alignment"].get("title_retrieval")
-        ret_text = f"{ret['before']['top10']:.3f} -> {ret['after']['top10']:.3f}" if ret else "n/a"
+        ret_text = (f"trained {ret['before']['trained']['top10']:.3f} -> {ret['after']['trained']['top10']:.3f}, "
+                    f"held-out {ret['before']['held_out']['top10']:.3f} -> {ret['after']['held_out']['top10']:.3f}"
+                    if ret else "n/a")
         print(f"| {folder} | {r['dataset']['items']} | {r['features']['kind']} | {r['quantizer']['name']} | "
               f"{c['before']['collision_rate']:.4f} -> {c['after']['collision_rate']:.4f} | "
               f"{c['resolution']['items_moved']} | {util} | {ppl} | {sem_text} | {ret_text} | "

@@ -104,6 +104,8 @@ class AlignConfig:
     temperature: float = 0.07
     anchor_weight: float = 1.0
     """Weight of the moment-matching anchor to the LLM's embedding distribution."""
+    holdout: float = 0.1
+    """Share of titled items left out of the InfoNCE, to measure title retrieval on unseen items."""
 
 
 @dataclass

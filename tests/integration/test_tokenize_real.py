@@ -29,5 +29,5 @@ def test_ml_100k_text_codes_are_unique_meaningful_and_aligned(tmp_path) -> None:
     semantics = report["semantics"]["first_code_vs_text_neighbours"]
     assert semantics["observed"] > 3 * semantics["chance"]
     retrieval = report["alignment"]["title_retrieval"]
-    assert retrieval["after"]["top10"] > retrieval["before"]["top10"]
+    assert retrieval["after"]["held_out"]["top10"] > retrieval["before"]["held_out"]["top10"]
     assert artifact.token_embeddings.shape == (3 * 64, 576)

@@ -24,8 +24,10 @@ def test_with_titles_the_info_nce_falls_and_titles_become_retrievable(tiny_llm) 
     assert curve[-1]["info_nce"] < 0.7 * curve[0]["info_nce"]
     assert curve[-1]["anchor"] < curve[0]["anchor"]
     retrieval = result.log["title_retrieval"]
-    assert retrieval["after"]["top10"] > retrieval["before"]["top10"]
-    assert retrieval["after"]["top10"] > 3 * 10 / 64
+    trained, held = retrieval["after"]["trained"], retrieval["after"]["held_out"]
+    assert trained["top10"] > retrieval["before"]["trained"]["top10"] and trained["top10"] > 3 * 10 / 58
+    # 6 items never seen by the loss: their titles are found through codes shared with others
+    assert result.log["items_held_out"] == 6 and held["top1"] > 2 * held["chance_top1"]
     assert result.token_embeddings.shape == (3 * 8, tiny_llm.embeddings.shape[1])
     # token (l, k) really is the projection of codeword k of level l
     l, k = 2, 5

@@ -28,6 +28,9 @@ LLM vocabulary ``E`` (per-dimension mean and spread, and mean row norm)::
     L = L_nce + anchor_weight * L_anchor        (ID-only: L = L_anchor)
 
 so new tokens neither dwarf nor vanish next to the words the LLM knows.
+A seeded share of titled items (``holdout``) is left out of the InfoNCE; title
+retrieval (does an item's token sum find its own title among all titles?) is
+reported for trained and held-out items, before and after training.
 """
 
 from __future__ import annotations
@@ -135,12 +138,15 @@ def align_codes(
     projection = Projection(books, stats["mean"], stats["norm"])
     optimizer = torch.optim.Adam(projection.parameters(), lr=config.lr)
     code_index = torch.from_numpy(codes) + torch.arange(levels)[None, :] * size  # rows of the flat table
-    targets, pool = None, torch.empty(0, dtype=torch.long)
+    targets, pool, held = None, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
     if titles is not None:
         targets, has = title_targets(backbone, titles)
-        pool = torch.nonzero(has).flatten()
-        if len(pool):
-            targets = targets - targets[pool].mean(0, keepdim=True)
+        titled = torch.nonzero(has).flatten()
+        if len(titled):
+            targets = targets - targets[titled].mean(0, keepdim=True)
+        split = torch.randperm(len(titled), generator=torch.Generator().manual_seed(seed + 1))
+        n_held = int(round(config.holdout * len(titled)))
+        held, pool = titled[split[:n_held]].sort().values, titled[split[n_held:]].sort().values
     use_text = targets is not None and len(pool) >= 2
 
     def losses(batch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,12 +157,19 @@ def align_codes(
         items = tokens[code_index[batch]].sum(1)
         return anchor, info_nce(items, targets[batch], config.temperature)
 
-    def item_vectors() -> torch.Tensor:
-        return projection(books).reshape(levels * size, -1)[code_index[pool]].sum(1)
+    def item_vectors(items: torch.Tensor) -> torch.Tensor:
+        return projection(books).reshape(levels * size, -1)[code_index[items]].sum(1)
+
+    def retrieval() -> dict[str, dict[str, float]]:
+        with torch.no_grad():
+            out = {"trained": retrieval_accuracy(item_vectors(pool), targets[pool])}
+            if len(held) >= 2:
+                out["held_out"] = retrieval_accuracy(item_vectors(held), targets[held])
+        return out
 
     started = time.perf_counter()
     curve: list[dict[str, float]] = []
-    before = retrieval_accuracy(item_vectors().detach(), targets[pool]) if use_text else None
+    before = retrieval() if use_text else None
     for step in tqdm(range(config.steps), desc="alignment", unit="step"):
         batch = None
         if use_text:
@@ -175,8 +188,10 @@ def align_codes(
     log: dict[str, Any] = {
         "objective": "info_nce + anchor_weight * anchor" if use_text else "anchor (ID-only: no titles)",
         "settings": {"steps": config.steps, "lr": config.lr, "batch_size": config.batch_size,
-                     "temperature": config.temperature, "anchor_weight": config.anchor_weight},
-        "items_with_title": int(len(pool)),
+                     "temperature": config.temperature, "anchor_weight": config.anchor_weight,
+                     "holdout": config.holdout},
+        "items_trained_on_title": int(len(pool)),
+        "items_held_out": int(len(held)),
         "curve": curve,
         "final": {"info_nce": float(final_nce), "anchor": float(final_anchor)},
         "token_mean_norm": float(tokens.norm(dim=1).mean()),
@@ -184,7 +199,7 @@ def align_codes(
         "train_s": time.perf_counter() - started,
     }
     if use_text:
-        log["title_retrieval"] = {"before": before, "after": retrieval_accuracy(item_vectors().detach(), targets[pool])}
+        log["title_retrieval"] = {"before": before, "after": retrieval()}
     return Alignment(
         projection={k: v.detach().numpy().copy() for k, v in projection.state_dict().items()},
         token_embeddings=tokens.numpy().copy(),

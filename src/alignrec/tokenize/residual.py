@@ -84,12 +84,13 @@ def residual_assign(
     """Codes [N, L] by residual assignment (nearest, or balanced per level), and the
     residual entering the last level."""
     codes = np.zeros((len(z), len(codebooks)), dtype=np.int64)
-    residual = z.astype(np.float32).copy()
+    residual = z.astype(np.float64)  # float64: near-ties must not depend on BLAS threading
     last = residual
     for level, codebook in enumerate(codebooks):
-        last = residual.copy()
-        codes[:, level] = balanced_assign(residual, codebook) if balanced else nearest(residual, codebook)
-        residual = residual - codebook[codes[:, level]]
+        last = residual
+        book = codebook.astype(np.float64)
+        codes[:, level] = balanced_assign(residual, book) if balanced else nearest(residual, book)
+        residual = residual - codebook[codes[:, level]].astype(np.float64)
     return codes, last
 
 
