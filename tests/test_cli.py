@@ -132,3 +132,35 @@ def test_rerun_on_changed_data_redoes_the_models(lcrec_dir, tmp_path, capsys) ->
     err = capsys.readouterr().err
     assert "skipped" not in err and "41 users" in " ".join(err.split())
     assert read_json(tmp_path / "run" / "mostpop" / "metrics.json")["num_users"] == 41
+
+
+def test_tokenize_an_id_only_dataset_then_inspect(lcrec_dir, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("ALIGNREC_CACHE", str(tmp_path / "cache"))
+    prepare(lcrec_dir, tmp_path / "p")
+    assert main(["train", "sasrec", "--data", str(tmp_path / "p"), "--out", str(tmp_path / "s"),
+                 "--set", "sasrec={hidden: 8, layers: 1, heads: 1, max_len: 10, epochs: 1}"]) == 0
+    tok = ["tokenize", "--data", str(tmp_path / "p"), "--sasrec", str(tmp_path / "s"), "--out", str(tmp_path / "t"),
+           "--set", "tokenize={levels: 2, codebook_size: 4, kmeans_iters: 20}",
+           "--set", "tokenize.align={llm: tiny-random, steps: 5}", "--set", "threads=1"]
+    capsys.readouterr()
+    assert main(tok) == 0
+    err = capsys.readouterr().err
+    assert "ID-only" in err and "-> 0.0000" in err
+    report = read_json(tmp_path / "t" / "report.json")
+    assert report["features"]["kind"] == "cf" and "semantics" not in report
+    assert len(read_json(tmp_path / "t" / "codes.json")) == 12
+    assert main(["tokenize", "inspect", str(tmp_path / "t"), "3", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("item 3: 3\ncodes [") and len(out.splitlines()) == 5
+
+
+def test_tokenize_bad_input_is_one_line_and_status_2(lcrec_dir, tmp_path, capsys) -> None:
+    prepare(lcrec_dir, tmp_path / "p")
+    assert main(["tokenize", "--data", str(tmp_path / "p"), "--out", str(tmp_path / "t")]) == EXIT_USER_ERROR
+    assert "needs --sasrec RUN" in capsys.readouterr().err
+    assert main(["tokenize", "--data", str(tmp_path / "p"), "--out", str(tmp_path / "t"),
+                 "--set", "tokenize.features=text"]) == EXIT_USER_ERROR
+    assert "ID-only" in capsys.readouterr().err
+    assert main(["tokenize", "--out", str(tmp_path / "t")]) == EXIT_USER_ERROR
+    assert main(["tokenize", "inspect", str(tmp_path), "1"]) == EXIT_USER_ERROR
+    assert "not a tokenizer output" in capsys.readouterr().err

@@ -123,6 +123,22 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"run directory: {out} ({summary['wall_time_s']:.0f} s)")
 
 
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    if args.tokenize_command == "inspect":
+        from alignrec.tokenize.artifacts import load_artifact
+        from alignrec.tokenize.inspect import format_inspection
+
+        print(format_inspection(load_artifact(args.dir), args.item, args.k))
+        return
+    if args.data is None or args.out is None:
+        raise ConfigError("tokenize needs --data DIR (a prepared dataset) and --out TOK_DIR")
+    from alignrec.pipeline import run_tokenize
+
+    config = load_config(args.config, args.set)
+    run_tokenize(args.data, args.sasrec, args.out, config)
+    print(f"tokenizer output: {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alignrec", description="LLM recommender aligned with a collaborative model."
@@ -179,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="one table of the metrics of several runs")
     compare.add_argument("runs", nargs="+", help="run directories or metrics.json files")
     compare.set_defaults(handler=cmd_compare)
+
+    tokenize = commands.add_parser(
+        "tokenize", help="map items to code tokens aligned with the LLM (or inspect the result)")
+    tokenize.add_argument("--data", help="a prepared dataset")
+    tokenize.add_argument("--sasrec", help="a SASRec run folder with item_embeddings.npz (for cf / both)")
+    tokenize.add_argument("--out", help="folder for the tokenizer output")
+    tokenize.add_argument("--config", help="YAML config file or preset name")
+    tokenize.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a setting, e.g. --set tokenize.quantizer=rqvae (repeatable)")
+    tokenize.set_defaults(handler=cmd_tokenize, tokenize_command=None)
+    tokenize_commands = tokenize.add_subparsers(dest="tokenize_command")
+    inspect = tokenize_commands.add_parser("inspect", help="an item's codes and its nearest items in code space")
+    inspect.add_argument("dir", help="a tokenizer output folder")
+    inspect.add_argument("item", help="an original item id")
+    inspect.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
 
     run = commands.add_parser("run", help="the whole pipeline from a config file")
     run.add_argument("--config", default="default", help="YAML file or preset name (default: default)")

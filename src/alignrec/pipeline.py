@@ -27,6 +27,8 @@ from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.models.mostpop import MostPop
+from alignrec.tokenize.artifacts import TokenizerArtifact
+from alignrec.tokenize.stage import summary_lines, tokenize_dataset
 from alignrec.train.sasrec import train_sasrec
 
 console = Console(stderr=True)
@@ -183,3 +185,20 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
     with atomic_open(out / "comparison.md") as handle:
         handle.write(markdown_table(rows) + "\n")
     return summary
+
+
+def run_tokenize(
+    data_dir: str | Path, sasrec_dir: str | Path | None, out: str | Path, config: RunConfig
+) -> TokenizerArtifact:
+    """``alignrec tokenize``: item code tokens from a prepared dataset and a SASRec run."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    dataset = SequenceDataset.load(data_dir)
+    artifact = tokenize_dataset(dataset, sasrec_dir, config.tokenize, config.seed, out)
+    for line in summary_lines(artifact.report):
+        console.print(line, highlight=False)
+    return artifact

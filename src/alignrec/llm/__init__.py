@@ -1,0 +1,1 @@
+"""The LLM backbone: loading, and (later) fine-tuning on alignment tasks."""

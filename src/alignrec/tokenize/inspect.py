@@ -1,0 +1,55 @@
+"""``alignrec tokenize inspect``: one item's codes and its neighbours in code space.
+
+Neighbours are ranked by the length of the code prefix they share with the
+item (what a prefix-tree decoder sees), then by the distance between the two
+items' reconstructed code vectors (sum of their codewords).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alignrec.errors import AlignrecError
+from alignrec.tokenize.artifacts import TokenizerArtifact
+from alignrec.tokenize.residual import reconstruct
+
+
+@dataclass
+class Neighbour:
+    item_id: str
+    title: str
+    codes: list[int]
+    shared_prefix: int
+    distance: float
+
+
+def nearest_in_code_space(artifact: TokenizerArtifact, item_id: str, k: int = 10) -> tuple[int, list[Neighbour]]:
+    ids = [str(i) for i in artifact.item_ids]
+    if item_id not in ids:
+        raise AlignrecError(f"item {item_id!r} is not in this tokenizer output ({len(ids)} items); "
+                            "give an original item id, as in codes.json")
+    row = ids.index(item_id)
+    codes = artifact.codes
+    shared = np.cumprod(codes == codes[row], axis=1).sum(1)
+    points = reconstruct(codes, artifact.codebooks)
+    distance = np.linalg.norm(points - points[row], axis=1)
+    order = np.lexsort((np.arange(len(ids)), distance, -shared))
+    neighbours = [
+        Neighbour(ids[j], str(artifact.titles[j]), codes[j].tolist(), int(shared[j]), float(distance[j]))
+        for j in order if j != row
+    ][:k]
+    return row, neighbours
+
+
+def format_inspection(artifact: TokenizerArtifact, item_id: str, k: int = 10) -> str:
+    row, neighbours = nearest_in_code_space(artifact, item_id, k)
+    lines = [
+        f"item {item_id}: {artifact.titles[row]}",
+        f"codes {artifact.codes[row].tolist()}  tokens {''.join(artifact.item_tokens(row))}",
+        f"nearest {len(neighbours)} items in code space (shared prefix, distance):",
+    ]
+    for n in neighbours:
+        lines.append(f"  {n.item_id:>10}  {n.codes}  prefix {n.shared_prefix}  d={n.distance:.3f}  {n.title}")
+    return "\n".join(lines)
