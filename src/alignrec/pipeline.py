@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,9 +27,10 @@ from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.models.mostpop import MostPop
-from alignrec.tokenize.artifacts import TokenizerArtifact
-from alignrec.tokenize.stage import summary_lines, tokenize_dataset
 from alignrec.train.sasrec import train_sasrec
+
+if TYPE_CHECKING:
+    from alignrec.tokenize.artifacts import TokenizerArtifact
 
 console = Console(stderr=True)
 
@@ -191,6 +192,9 @@ def run_tokenize(
     data_dir: str | Path, sasrec_dir: str | Path | None, out: str | Path, config: RunConfig
 ) -> TokenizerArtifact:
     """``alignrec tokenize``: item code tokens from a prepared dataset and a SASRec run."""
+    # Imported here: scikit-learn and scipy cost a second at start-up for every other command.
+    from alignrec.tokenize.stage import summary_lines, tokenize_dataset
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
