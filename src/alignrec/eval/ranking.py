@@ -40,15 +40,26 @@ def clean_ranking(ranking: Iterable[int], excluded: Iterable[int] = (), length: 
     return cleaned
 
 
-def top_n(scores: torch.Tensor, excluded: Sequence[np.ndarray] | None, n: int) -> np.ndarray:
-    """Best ``n`` items per row after masking each row's excluded items."""
+def top_n_scored(
+    scores: torch.Tensor, excluded: Sequence[np.ndarray] | None, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``n`` items per row and their scores after masking each row's excluded items.
+
+    Masked items score ``-inf``; they appear only when a row has fewer than ``n`` others.
+    """
     scores = scores.clone()
     if excluded is not None:
         rows = np.concatenate([np.full(len(e), r) for r, e in enumerate(excluded)]) if excluded else []
         cols = np.concatenate(list(excluded)) if excluded else []
         if len(rows):
             scores[torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)] = -torch.inf
-    return torch.topk(scores, k=min(n, scores.shape[1]), dim=1).indices.numpy()
+    best = torch.topk(scores, k=min(n, scores.shape[1]), dim=1)
+    return best.indices.numpy(), best.values.numpy()
+
+
+def top_n(scores: torch.Tensor, excluded: Sequence[np.ndarray] | None, n: int) -> np.ndarray:
+    """Best ``n`` items per row after masking each row's excluded items."""
+    return top_n_scored(scores, excluded, n)[0]
 
 
 def rank_all_users(
