@@ -136,6 +136,28 @@ class TokenizeConfig:
 
 
 @dataclass
+class ServeConfig:
+    """Pre-computed top-K lists and the online service (see ``alignrec.serve``)."""
+
+    model: str = "sasrec"
+    """The recommender that fills the cache and answers live requests (``mostpop``, ``sasrec``...)."""
+    k: int = 50
+    """Items stored per user; requests may ask for 1..k."""
+    batch_size: int = 256
+    """Users per shard: the unit of batching, checkpointing and Ray work."""
+    min_history: int = 1
+    """Users with fewer history items get the popularity list, flagged ``fallback``."""
+    keep: int = 3
+    """Published snapshots kept in the store; older ones are pruned after each publish."""
+    ray_actors: int = 0
+    """Ray engine: model replicas (0 = one per CPU of the cluster)."""
+    live_timeout_s: float = 2.0
+    """POST /v1/recommendations: time allowed to the live model before the fallback answers."""
+    api_key: str = ""
+    """Key for /v1/admin/*; the environment variable ALIGNREC_API_KEY takes precedence."""
+
+
+@dataclass
 class RunConfig:
     """The whole pipeline: data -> baselines -> (later) tokenizer -> LLM -> evaluation."""
 
@@ -148,6 +170,7 @@ class RunConfig:
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
 
 T = TypeVar("T")
