@@ -1,0 +1,325 @@
+"""``alignrec serve``: recommendations over HTTP (FastAPI), from the store's current snapshot.
+
+A cached lookup is one store read and a list of titles: no model runs on that
+path. The snapshot in use is one immutable object swapped by the admin reload,
+so a request that started on the old snapshot finishes on it and none fails
+during the switch. Every route lives under ``/v1`` or is an operations
+endpoint; ``/`` is left to the web page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from alignrec import __version__
+from alignrec.config import ServeConfig
+from alignrec.errors import AlignrecError
+from alignrec.serve import records
+from alignrec.serve.metrics import MetricsMiddleware, ServiceMetrics
+from alignrec.serve.recommender import PopularityRecommender, TopKRecommender, load_recommender, load_run_dataset
+from alignrec.serve.store import SnapshotStore, StoreError
+
+API_KEY_ENV = "ALIGNREC_API_KEY"
+API_KEY_HEADER = "X-API-Key"
+MAX_HISTORY = 10_000
+
+log = logging.getLogger("alignrec.serve")
+
+
+class Item(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    rank: int
+
+
+class Recommendations(BaseModel):
+    user_id: str | None = Field(description="the original user id; null for a posted history")
+    snapshot: str | None = Field(description="the snapshot in use when the request was answered")
+    source: Literal["cache", "fallback", "live"] = Field(
+        description="cache: pre-computed; live: computed now; fallback: the popularity list "
+                    "(unknown user, too short a history, or the live model too slow)")
+    items: list[Item]
+
+
+class HistoryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    history: list[str | int] = Field(max_length=MAX_HISTORY, description="original item ids, oldest first")
+    k: int = Field(10, ge=1, description="how many items (at most the snapshot's K)")
+
+
+class ReloadResult(BaseModel):
+    previous: str | None
+    snapshot: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class ActiveSnapshot:
+    """The snapshot requests read from; replaced whole on reload, never mutated."""
+
+    id: str | None
+    k: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _invalid(location: tuple[str | int, ...], message: str, value: Any, kind: str = "value_error") -> RequestValidationError:
+    """A 422 in FastAPI's own error format."""
+    return RequestValidationError([{"type": kind, "loc": location, "msg": message, "input": value}])
+
+
+class ServeState:
+    """What requests share: the run's items and users, the store, the active snapshot, the live model."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        store: SnapshotStore,
+        config: ServeConfig,
+        recommender: TopKRecommender | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.store = store
+        self.config = config
+        self.dataset = load_run_dataset(self.run_dir)
+        self.item_ids: list[str] = [str(i) for i in self.dataset.item_ids]
+        self.titles: list[str] = [self.dataset.title(i) for i in range(self.dataset.num_items)]
+        self.item_index = self.dataset.item_index()
+        self.user_index = self.dataset.user_index()
+        self.popularity = PopularityRecommender(self.dataset)
+        self.metrics = ServiceMetrics()
+        self.active = self._read_active()
+        self.metrics.serving(None, self.active.id)
+        self.model = model or self.active.meta.get("model") or config.model
+        self.live: TopKRecommender | None = recommender
+        self.live_error: str | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignrec-live")
+
+    def _read_active(self) -> ActiveSnapshot:
+        snapshot = self.store.current()
+        if snapshot is None:
+            return ActiveSnapshot(None, self.config.k)
+        info = self.store.info(snapshot)
+        if info.meta.get("dataset") != self.dataset.fingerprint():
+            raise AlignrecError(
+                f"{self.store.url}: snapshot {snapshot} was computed from other data than {self.run_dir / 'data'}; "
+                f"run `alignrec precompute --run {self.run_dir} --store {self.store.url}`"
+            )
+        return ActiveSnapshot(snapshot, int(info.meta["k"]), info.meta)
+
+    def load_live(self) -> None:
+        """Load the live model (slow for an LLM: runs in a thread; /readyz waits for it)."""
+        if self.live is not None:
+            return
+        try:
+            self.live = load_recommender(self.run_dir, self.model, self.dataset)
+        except Exception as exc:  # reported by /readyz; cached lookups keep working
+            log.exception("live model %s could not be loaded", self.model)
+            self.live_error = f"{type(exc).__name__}: {exc}"
+
+    def reload(self) -> ReloadResult:
+        """Switch to the store's current snapshot (one reference swap)."""
+        previous, latest = self.active, self._read_active()
+        if latest.id is None:
+            raise AlignrecError(f"{self.store.url} has no published snapshot; run alignrec precompute")
+        self.active = latest
+        changed = latest.id != previous.id
+        if changed:
+            self.metrics.reloads.inc()
+            self.metrics.serving(previous.id, latest.id)
+        return ReloadResult(previous=previous.id, snapshot=latest.id, changed=changed)
+
+    def check_k(self, k: int, location: tuple[str, ...], active: ActiveSnapshot) -> None:
+        if k > active.k:
+            raise _invalid(location, f"Input should be less than or equal to {active.k}", k, "less_than_equal")
+
+    def listing(self, items: np.ndarray, scores: np.ndarray, k: int) -> list[dict[str, Any]]:
+        ids, titles = self.item_ids, self.titles
+        return [
+            {"item_id": ids[i], "title": titles[i], "score": s, "rank": rank}
+            for rank, (i, s) in enumerate(zip(items[:k].tolist(), scores[:k].tolist(), strict=True), 1)
+            if i >= 0
+        ]
+
+    def fallback(self, history: np.ndarray, k: int) -> list[dict[str, Any]]:
+        items, scores = self.popularity.recommend([history], k)
+        return self.listing(items[0], scores[0], k)
+
+    def user_history(self, user_id: str) -> np.ndarray:
+        user = self.user_index.get(user_id)
+        return self.dataset.sequence(user) if user is not None else np.empty(0, dtype=np.int64)
+
+
+def _state(request: Request) -> ServeState:
+    return request.app.state.serve
+
+
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="the admin API key")
+
+
+def require_admin(
+    key: Annotated[str | None, Depends(api_key_header)], state: Annotated[ServeState, Depends(_state)]
+) -> None:
+    """401 without a key, 403 with a wrong one (or when the server has none configured)."""
+    if not key:
+        raise HTTPException(401, f"missing API key: send it in the {API_KEY_HEADER} header",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    expected = os.environ.get(API_KEY_ENV) or state.config.api_key
+    if not expected:
+        raise HTTPException(403, f"admin endpoints are disabled: set {API_KEY_ENV} or serve.api_key")
+    if not secrets.compare_digest(key.encode(), expected.encode()):
+        raise HTTPException(403, "wrong API key")
+
+
+router = APIRouter()
+
+
+@router.get("/v1/users/{user_id}/recommendations", response_model=Recommendations, tags=["recommendations"])
+async def user_recommendations(
+    user_id: str, request: Request, k: Annotated[int, Query(ge=1, description="at most the snapshot's K")] = 10
+) -> dict[str, Any]:
+    """The user's pre-computed top-k; the popularity list (``fallback``) if the snapshot has none."""
+    state: ServeState = request.app.state.serve
+    active = state.active
+    state.check_k(k, ("query", "k"), active)
+    value = None
+    if active.id is not None:
+        try:
+            value = state.store.get(active.id, user_id)
+        except StoreError:
+            log.exception("store lookup failed")
+            state.metrics.store_errors.inc()
+    if value is not None:
+        cached = records.decode(value)
+        source = "fallback" if cached.fallback else "cache"
+        items = state.listing(cached.items, cached.scores, k)
+    else:
+        source = "fallback"
+        items = state.fallback(state.user_history(user_id), k)
+    state.metrics.recommendations.labels("user", source).inc()
+    return {"user_id": user_id, "snapshot": active.id, "source": source, "items": items}
+
+
+@router.post("/v1/recommendations", response_model=Recommendations, tags=["recommendations"])
+async def history_recommendations(body: HistoryRequest, request: Request) -> dict[str, Any]:
+    """Top-k for a posted history, computed live by the model within ``serve.live_timeout_s``, else the fallback."""
+    state: ServeState = request.app.state.serve
+    active = state.active
+    state.check_k(body.k, ("body", "k"), active)
+    original = [str(item) for item in body.history]
+    unknown = [(i, item) for i, item in enumerate(original) if item not in state.item_index]
+    if unknown:
+        raise RequestValidationError([
+            {"type": "unknown_item", "loc": ("body", "history", i), "msg": f"unknown item id {item!r}", "input": item}
+            for i, item in unknown
+        ])
+    history = np.array([state.item_index[item] for item in original], dtype=np.int64)
+    source, reason = "live", None
+    live = state.live
+    if len(history) < state.config.min_history:
+        reason = "short_history"
+    elif live is None:
+        reason = "model_not_loaded"
+    else:
+        loop = asyncio.get_running_loop()
+        try:
+            found, scores = await asyncio.wait_for(
+                loop.run_in_executor(state.executor, live.recommend, [history], body.k), state.config.live_timeout_s
+            )
+            items = state.listing(found[0], scores[0], body.k)
+        except TimeoutError:
+            reason = "timeout"
+        except Exception:
+            log.exception("live recommendation failed")
+            reason = "error"
+    if reason is not None:
+        source = "fallback"
+        state.metrics.live_failures.labels(reason).inc()
+        items = state.fallback(history, body.k)
+    state.metrics.recommendations.labels("history", source).inc()
+    return {"user_id": None, "snapshot": active.id, "source": source, "items": items}
+
+
+@router.post("/v1/admin/reload", response_model=ReloadResult, tags=["admin"],
+             dependencies=[Depends(require_admin)])
+def reload_snapshot(state: Annotated[ServeState, Depends(_state)]) -> ReloadResult:
+    """Switch to the store's current snapshot; requests in flight finish on the old one."""
+    try:
+        return state.reload()
+    except AlignrecError as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.get("/healthz", tags=["operations"])
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["operations"])
+def readyz(state: Annotated[ServeState, Depends(_state)], response: Response) -> dict[str, Any]:
+    """Ready = the store answers, a snapshot is loaded and the live model is loaded."""
+    problems = []
+    try:
+        state.store.current()
+    except StoreError as exc:
+        problems.append(str(exc))
+    if state.active.id is None:
+        problems.append("no published snapshot: run alignrec precompute, then POST /v1/admin/reload")
+    if state.live is None:
+        problems.append(f"live model {state.model}: " + (state.live_error or "loading"))
+    response.status_code = 503 if problems else 200
+    return {"ready": not problems, "snapshot": state.active.id, "model": state.model, "problems": problems}
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def metrics(state: Annotated[ServeState, Depends(_state)]) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(state: ServeState) -> FastAPI:
+    """The service; the live model loads in the background unless ``state`` already has one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        loader = threading.Thread(target=state.load_live, name="alignrec-load-model", daemon=True)
+        loader.start()
+        yield
+        state.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="alignrec",
+        version=__version__,
+        description="Pre-computed top-K recommendations per user, live recommendations for a posted history.",
+        lifespan=lifespan,
+    )
+    app.state.serve = state
+    app.include_router(router)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def serve(state: ServeState, host: str, port: int) -> None:
+    """Run the service with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(state), host=host, port=port, log_level="warning", access_log=False)

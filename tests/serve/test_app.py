@@ -1,0 +1,186 @@
+"""The HTTP service: answers, fallbacks, validation (422, never 500), admin key, metrics, reload under load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from alignrec.serve.app import API_KEY_ENV, ServeState, create_app
+from alignrec.serve.precompute import precompute
+from alignrec.serve.recommender import load_recommender
+from alignrec.serve.store import open_store
+
+KEY = "test-key"
+
+
+@pytest.fixture
+def store(run_dir, tmp_path, serve_config):
+    with open_store(f"sqlite:{tmp_path / 'store.sqlite'}") as opened:
+        precompute(run_dir, opened, replace(serve_config, min_history=2), progress=False)
+        yield opened
+
+
+@pytest.fixture
+def client(run_dir, store, serve_config, monkeypatch):
+    monkeypatch.setenv(API_KEY_ENV, KEY)
+    state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec"))
+    with TestClient(create_app(state)) as test_client:
+        yield test_client
+
+
+def test_cached_list_with_original_ids_titles_and_ranks(client, store) -> None:
+    body = client.get("/v1/users/u0/recommendations", params={"k": 3}).json()
+    assert body["user_id"] == "u0" and body["snapshot"] == store.current() and body["source"] == "cache"
+    assert [item["rank"] for item in body["items"]] == [1, 2, 3]
+    assert all(item["item_id"].startswith("i") and item["title"] == f"Film {item['item_id'][1:]}"
+               for item in body["items"])
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unknown_and_short_history_users_get_the_flagged_popularity_list(client) -> None:
+    unknown = client.get("/v1/users/stranger/recommendations", params={"k": 5}).json()
+    short = client.get("/v1/users/lonely/recommendations", params={"k": 5}).json()
+    assert unknown["source"] == short["source"] == "fallback"
+    counts = [item["score"] for item in unknown["items"]]
+    assert counts == sorted(counts, reverse=True) and len(counts) == 5
+    assert "i3" not in [item["item_id"] for item in short["items"]]  # lonely's one item is excluded
+
+
+@pytest.mark.parametrize("k", ["0", "11", "-1", "ten", "1.5"])
+def test_k_outside_1_to_K_is_422(client, k) -> None:
+    response = client.get("/v1/users/u0/recommendations", params={"k": k})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "k"]
+
+
+def test_posted_history_is_computed_live(client) -> None:
+    response = client.post("/v1/recommendations", json={"history": ["i1", "i2", "i3"], "k": 4})
+    body = response.json()
+    assert response.status_code == 200 and body["source"] == "live" and body["user_id"] is None
+    assert len(body["items"]) == 4 and not {"i1", "i2", "i3"} & {item["item_id"] for item in body["items"]}
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"history": ["i1", "i2"',              # malformed JSON
+    b'{"history": "i1"}',                     # not a list
+    b'{"history": ["i1"], "k": 0}',
+    b'{"history": ["i1"], "k": 11}',
+    b'{"history": ["i1"], "extra": 1}',
+    b'[]',
+    b'',
+])
+def test_bad_bodies_are_422_never_500(client, payload) -> None:
+    response = client.post("/v1/recommendations", content=payload, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+
+
+def test_unknown_item_ids_are_named(client) -> None:
+    response = client.post("/v1/recommendations", json={"history": ["i1", "nope", 42], "k": 3})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert [(d["loc"], d["input"]) for d in detail] == [(["body", "history", 1], "nope"), (["body", "history", 2], "42")]
+    assert "unknown item id 'nope'" in detail[0]["msg"]
+
+
+def test_too_short_history_and_a_slow_model_fall_back(run_dir, store, serve_config) -> None:
+    class Sleepy:
+        name = "sleepy"
+
+        def recommend(self, histories, k):
+            time.sleep(1.0)
+            return np.zeros((len(histories), k), dtype=np.int64), np.zeros((len(histories), k), dtype=np.float32)
+
+    config = replace(serve_config, min_history=2, live_timeout_s=0.05)
+    with TestClient(create_app(ServeState(run_dir, store, config, recommender=Sleepy()))) as client:
+        empty = client.post("/v1/recommendations", json={"history": []}).json()
+        slow = client.post("/v1/recommendations", json={"history": ["i1", "i2"], "k": 3}).json()
+        metrics = client.get("/metrics").text
+    assert empty["source"] == slow["source"] == "fallback" and len(slow["items"]) == 3
+    assert 'alignrec_live_failures_total{reason="timeout"} 1.0' in metrics
+    assert 'alignrec_live_failures_total{reason="short_history"} 1.0' in metrics
+
+
+def test_admin_reload_needs_the_key_and_switches_snapshot(client, run_dir, store, serve_config) -> None:
+    assert client.post("/v1/admin/reload").status_code == 401
+    assert client.post("/v1/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 403
+    first = store.current()
+    second = precompute(run_dir, store, replace(serve_config, k=5), progress=False).snapshot
+    assert client.get("/v1/users/u0/recommendations").json()["snapshot"] == first
+    response = client.post("/v1/admin/reload", headers={"X-API-Key": KEY})
+    assert response.json() == {"previous": first, "snapshot": second, "changed": True}
+    assert client.get("/v1/users/u0/recommendations", params={"k": 5}).json()["snapshot"] == second
+    assert client.get("/v1/users/u0/recommendations", params={"k": 6}).status_code == 422  # new K = 5
+
+
+def test_admin_is_refused_when_no_key_is_configured(run_dir, store, serve_config, monkeypatch) -> None:
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    with TestClient(create_app(ServeState(run_dir, store, serve_config, recommender=object()))) as client:
+        response = client.post("/v1/admin/reload", headers={"X-API-Key": "anything"})
+    assert response.status_code == 403 and API_KEY_ENV in response.json()["detail"]
+
+
+def test_health_readiness_metrics_and_openapi(client, run_dir, tmp_path, serve_config) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    client.get("/v1/users/u0/recommendations")
+    client.get("/v1/users/stranger/recommendations")
+    metrics = client.get("/metrics").text
+    assert 'alignrec_recommendations_total{endpoint="user",source="cache"} 1.0' in metrics
+    assert 'route="/v1/users/{user_id}/recommendations"' in metrics and "alignrec_snapshot_info{snapshot=" in metrics
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/users/{user_id}/recommendations", "/v1/recommendations", "/v1/admin/reload"} <= set(paths)
+    with open_store(f"sqlite:{tmp_path / 'empty.sqlite'}") as empty:
+        with TestClient(create_app(ServeState(run_dir, empty, serve_config, recommender=object()))) as bare:
+            ready = bare.get("/readyz")
+            assert ready.status_code == 503 and "no published snapshot" in ready.json()["problems"][0]
+            assert bare.get("/v1/users/u0/recommendations").json()["source"] == "fallback"
+
+
+def test_reload_under_load_fails_no_request(run_dir, store, serve_config, monkeypatch) -> None:
+    """A real uvicorn server: four threads send requests while the snapshot flips ten times."""
+    monkeypatch.setenv(API_KEY_ENV, KEY)
+    first = store.current()
+    second = precompute(run_dir, store, serve_config, force=True, progress=False).snapshot
+    state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec"))
+    server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    failures: list[str] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=base) as http:
+            while not stop.is_set():
+                response = http.get("/v1/users/u5/recommendations", params={"k": 10})
+                if response.status_code != 200 or len(response.json()["items"]) != 10:
+                    failures.append(response.text)
+                seen.add(response.json()["snapshot"])
+
+    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}) as admin:
+            for flip in range(10):
+                store.activate(first if flip % 2 else second)
+                assert admin.post("/v1/admin/reload").status_code == 200
+                time.sleep(0.03)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        server.should_exit = True
+        thread.join()
+    assert not failures and seen == {first, second}
