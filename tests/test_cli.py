@@ -164,3 +164,48 @@ def test_tokenize_bad_input_is_one_line_and_status_2(lcrec_dir, tmp_path, capsys
     assert main(["tokenize", "--out", str(tmp_path / "t")]) == EXIT_USER_ERROR
     assert main(["tokenize", "inspect", str(tmp_path), "1"]) == EXIT_USER_ERROR
     assert "not a tokenizer output" in capsys.readouterr().err
+
+
+def test_precompute_then_list_and_activate_snapshots(lcrec_dir, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--set", f"data.path={lcrec_dir}", "--set", "data.format=lcrec",
+                 "--set", "models=[mostpop]"]) == 0
+    store = f"sqlite:{tmp_path / 'store.sqlite'}"
+    job = ["precompute", "--run", str(run), "--store", store, "--model", "mostpop", "--k", "5"]
+    capsys.readouterr()
+    assert main(job) == 0
+    assert "published v1-" in capsys.readouterr().out
+    assert main(job) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main([*job, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "published v2-" in out and "40 users" in out
+    assert main(["snapshots", "--store", store]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and "published (current)" in table[2] and table[2].startswith("v2-")
+    v1 = table[1].split()[0]
+    assert main(["snapshots", "--store", store, "--activate", v1, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert rows[0]["state"] == "published (current)" and rows[0]["users"] == 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["precompute", "--run", "{tmp}/nothing"], "not a prepared dataset"),
+        (["precompute", "--run", "{run}", "--store", "mongodb://x"], "unknown scheme"),
+        (["precompute", "--run", "{run}", "--model", "gpt"], "model 'gpt': not servable"),
+        (["precompute", "--run", "{run}", "--model", "sasrec"], "best_model.pt: missing"),
+        (["precompute", "--run", "{run}", "--model", "mostpop", "--users", "{tmp}/no.txt"], "--users"),
+        (["precompute", "--run", "{run}", "--model", "mostpop", "--k", "0"], "serve.k=0"),
+        (["snapshots", "--store", "sqlite:{tmp}/s.sqlite", "--activate", "v9-x"], "no snapshot 'v9-x'"),
+        (["serve", "--run", "{run}", "--store", "redis://127.0.0.1:1/0"], "Redis not reachable"),
+    ],
+)
+def test_serving_commands_exit_2_on_bad_input(lcrec_dir, tmp_path, capsys, argv, message) -> None:
+    run = tmp_path / "run"
+    prepare(lcrec_dir, run / "data")
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(run)) for a in argv]
+    capsys.readouterr()
+    assert main(argv) == EXIT_USER_ERROR
+    assert message in " ".join(capsys.readouterr().err.split())

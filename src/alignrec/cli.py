@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from alignrec import __version__
-from alignrec.config import DataConfig, load_config, save_config
+from alignrec.config import DataConfig, RunConfig, load_config, save_config
 from alignrec.errors import AlignrecError, ConfigError
 
 EXIT_USER_ERROR = 2
@@ -139,6 +139,73 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
     print(f"tokenizer output: {args.out}")
 
 
+def _serve_config(run: str, overrides: list[str]) -> RunConfig:
+    """The run's own config.yaml (if any) with ``--set`` overrides: serve.* settings live there."""
+    saved = Path(run) / "config.yaml"
+    return load_config(saved if saved.is_file() else None, overrides)
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    return args.store or f"sqlite:{Path(args.run) / 'store.sqlite'}"
+
+
+def cmd_precompute(args: argparse.Namespace) -> None:
+    from alignrec.serve.precompute import precompute
+    from alignrec.serve.store import open_store
+
+    config = _serve_config(args.run, args.set).serve
+    for name in ("model", "k", "keep"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    with open_store(_store_url(args)) as store:
+        result = precompute(args.run, store, config, args.users, args.engine, args.ray_address, args.force)
+        if result.skipped:
+            print(f"snapshot {result.snapshot} is current and was made with these settings: nothing to do "
+                  "(--force recomputes)")
+            return
+        rate = result.computed / result.wall_time_s if result.wall_time_s else 0.0
+        print(f"published {result.snapshot} to {store.url}: {result.users:,} users "
+              f"({result.computed:,} computed now{', resumed' if result.resumed else ''}, "
+              f"{result.fallback:,} popularity fallback) in {result.wall_time_s:.1f} s ({rate:,.0f} users/s)")
+        print(f"digest {result.digest}")
+        if result.pruned:
+            print(f"pruned {', '.join(result.pruned)}")
+
+
+def cmd_snapshots(args: argparse.Namespace) -> None:
+    from alignrec.serve.precompute import describe_snapshots
+    from alignrec.serve.store import open_store
+
+    with open_store(args.store) as store:
+        if args.activate:
+            store.activate(args.activate)
+            print(f"current snapshot: {args.activate} (running servers switch on POST /v1/admin/reload)")
+        rows = describe_snapshots(store)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"{args.store}: no snapshots yet")
+        return
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from alignrec.serve.app import ServeState, serve
+    from alignrec.serve.store import open_store
+
+    config = _serve_config(args.run, args.set).serve
+    with open_store(_store_url(args)) as store:
+        state = ServeState(args.run, store, config, model=args.model)
+        print(f"serving {args.run} from {store.url} (snapshot {state.active.id}) on http://{args.host}:{args.port}"
+              " (API docs at /docs)", flush=True)
+        serve(state, args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alignrec", description="LLM recommender aligned with a collaborative model."
@@ -210,6 +277,40 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("dir", help="a tokenizer output folder")
     inspect.add_argument("item", help="an original item id")
     inspect.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+
+    precompute = commands.add_parser(
+        "precompute", help="every user's top-K into a new store snapshot (resumable, published atomically)")
+    precompute.add_argument("--run", required=True, help="a run directory (data/ and the trained model)")
+    precompute.add_argument("--store", help="sqlite:PATH or redis://HOST:PORT/DB[?prefix=P] "
+                                            "(default: sqlite:RUN/store.sqlite)")
+    precompute.add_argument("--model", help="which recommender (default serve.model: sasrec)")
+    precompute.add_argument("--users", help="only these users: a file of original user ids, one a line")
+    precompute.add_argument("--k", type=int, help="items kept per user (default serve.k: 50)")
+    precompute.add_argument("--keep", type=int, help="published snapshots kept (default serve.keep: 3)")
+    precompute.add_argument("--engine", choices=["local", "ray"], default="local")
+    precompute.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
+    precompute.add_argument("--force", action="store_true",
+                            help="recompute even if the current snapshot was made with the same settings")
+    precompute.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a setting, e.g. --set serve.batch_size=512 (repeatable)")
+    precompute.set_defaults(handler=cmd_precompute)
+
+    snapshots = commands.add_parser("snapshots", help="list a store's snapshots, or switch the current one")
+    snapshots.add_argument("--store", required=True, help="sqlite:PATH or redis://HOST:PORT/DB[?prefix=P]")
+    snapshots.add_argument("--activate", metavar="SNAPSHOT", help="make this published snapshot the current one")
+    snapshots.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    snapshots.set_defaults(handler=cmd_snapshots)
+
+    serve = commands.add_parser("serve", help="the recommendation service (HTTP, FastAPI + uvicorn)")
+    serve.add_argument("--run", required=True, help="the run directory the snapshots were computed from")
+    serve.add_argument("--store", help="as for precompute (default: sqlite:RUN/store.sqlite)")
+    serve.add_argument("--model", help="the live model for POST /v1/recommendations "
+                                       "(default: the snapshot's model)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting, e.g. --set serve.live_timeout_s=0.5 (repeatable)")
+    serve.set_defaults(handler=cmd_serve)
 
     run = commands.add_parser("run", help="the whole pipeline from a config file")
     run.add_argument("--config", default="default", help="YAML file or preset name (default: default)")
