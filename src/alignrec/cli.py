@@ -187,6 +187,8 @@ def cmd_snapshots(args: argparse.Namespace) -> None:
     if not rows:
         print(f"{args.store}: no snapshots yet")
         return
+    for row in rows:
+        row["digest"] = row["digest"][:16]
     columns = list(rows[0])
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())

@@ -194,10 +194,11 @@ def describe_snapshots(store: SnapshotStore) -> list[dict[str, Any]]:
             "state": info.state + (" (current)" if info.id == current else ""),
             "model": info.meta.get("model", ""),
             "users": info.meta.get("users", ""),
+            "written": sum(store.done_shards(info.id).values()),
             "k": info.meta.get("k", ""),
             "fallback": info.meta.get("fallback_users", "") if info.state == PUBLISHED else "",
             "created": info.meta.get("created_at", ""),
-            "digest": info.meta.get("digest", "")[:16],
+            "digest": info.meta.get("digest", ""),
         }
         for info in store.snapshots()
     ]

@@ -166,9 +166,14 @@ class SQLiteStore(SnapshotStore):
 
     def get(self, snapshot: str, user: str) -> bytes | None:
         try:
+            seq = self._seqs.get(snapshot)
+            if seq is None:
+                row = self._connection().execute("SELECT seq FROM snapshots WHERE id = ?", (snapshot,)).fetchone()
+                if row is None:
+                    return None  # pruned (or never there): no list
+                seq = self._seqs[snapshot] = row[0]
             row = self._connection().execute(
-                "SELECT l.value FROM lists l JOIN snapshots s ON s.seq = l.seq WHERE s.id = ? AND l.user = ?",
-                (snapshot, user),
+                "SELECT value FROM lists WHERE seq = ? AND user = ?", (seq, user)
             ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: lookup failed ({exc})") from None

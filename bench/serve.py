@@ -1,0 +1,262 @@
+"""Load benchmark of `alignrec serve`: cached lookups vs a bare endpoint of the same framework, in one run.
+
+Starts three uvicorn servers on 127.0.0.1 with identical settings:
+
+- ``ours``: ``alignrec serve`` on a run and a store (GET /v1/users/{id}/recommendations?k=10, random users);
+- ``bare``: FastAPI returning a constant list of 10 items of the same shape (FastAPI's own serialization);
+- ``bare-bytes``: FastAPI returning the same list pre-encoded (no serialization at all: the framework's floor).
+
+and loads them in turn with wrk (Debian's ``wrk``: C, so the client costs little CPU next to the server),
+``--rounds`` times, reporting the median round of each. Then it loads ``ours`` again while flipping the
+store's current snapshot and calling POST /v1/admin/reload every 0.2 s (0 failed requests expected), checks
+that the admin endpoint refuses a request without the key, and times each store's lookups alone.
+
+    python bench/serve.py --run runs/ml-1m --store sqlite:runs/serve/ml1m.sqlite [--redis redis://127.0.0.1:6379/0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+KEY = "bench-key"
+SRC = Path(__file__).resolve().parents[1] / "src"
+WRK_SCRIPT = """
+local ids = {}
+for line in io.lines(os.getenv("USERS_FILE")) do ids[#ids + 1] = line end
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/v1/users/" .. ids[math.random(#ids)] .. "/recommendations?k=10")
+end
+"""
+
+
+def bare_app(kind: str):  # type: ignore[no-untyped-def]
+    """The peer: the same route template, a constant answer."""
+    from fastapi import FastAPI, Response
+
+    items = [{"item_id": f"item {i}", "title": f"Title of item {i} (1999)", "score": 10.0 - i, "rank": i + 1}
+             for i in range(10)]
+    constant = {"user_id": "1m_1", "snapshot": "v1-00000000", "source": "cache", "items": items}
+    encoded = json.dumps(constant).encode()
+    app = FastAPI()
+    if kind == "bare":
+        @app.get("/v1/users/{user_id}/recommendations")
+        async def listing(user_id: str, k: int = 10) -> dict:
+            return constant
+    else:
+        @app.get("/v1/users/{user_id}/recommendations")
+        async def listing_bytes(user_id: str, k: int = 10) -> Response:
+            return Response(encoded, media_type="application/json")
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(base: str, path: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + path, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server at {base} not ready after {timeout:.0f} s")
+
+
+def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server: subprocess.Popen, base: str, users_file: str, seconds: int, connections: int) -> dict[str, float]:
+    """wrk's figures plus the server's CPU time per request (robust to other jobs on the machine)."""
+    before = cpu_seconds(server.pid)
+    result = wrk(base, users_file, seconds, connections)
+    result["cpu_us"] = (cpu_seconds(server.pid) - before) / result["requests"] * 1e6
+    return result
+
+
+def wrk(base: str, users_file: str, seconds: int, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base],
+        env={**os.environ, "USERS_FILE": users_file}, capture_output=True, text=True, check=True,
+    ).stdout
+    os.unlink(script.name)
+
+    def latency(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": requests,
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+
+
+def store_lookups(url: str, users: list[str], seconds: float = 3.0) -> float:
+    """Lookups/s of one store alone: random users, one get per lookup, one thread."""
+    sys.path.insert(0, str(SRC))
+    from alignrec.serve.store import open_store
+
+    with open_store(url) as store:
+        snapshot = store.current()
+        rng = random.Random(0)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for user in rng.choices(users, k=500):
+                assert store.get(snapshot, user) is not None
+            done += 500
+        return done / (time.perf_counter() - started)
+
+
+def reload_under_load(base: str, store_url: str, users_file: str, seconds: int, connections: int) -> dict:
+    """wrk on ``ours`` while another thread flips the current snapshot and reloads every 0.2 s."""
+    sys.path.insert(0, str(SRC))
+    from alignrec.serve.store import PUBLISHED, open_store
+
+    with open_store(store_url) as store:
+        published = [s.id for s in store.snapshots() if s.state == PUBLISHED][-2:]
+        original = store.current()
+        if len(published) < 2:
+            raise SystemExit(f"{store_url}: needs two published snapshots for the reload test; "
+                             "run alignrec precompute again with --force")
+        stop, reloads, statuses = threading.Event(), [], []
+
+        def flip() -> None:
+            with httpx.Client(base_url=base, headers={"X-API-Key": KEY}) as admin:
+                turn = 0
+                while not stop.is_set():
+                    store.activate(published[turn % 2])
+                    response = admin.post("/v1/admin/reload")
+                    statuses.append(response.status_code)
+                    reloads.append(response.json().get("changed"))
+                    turn += 1
+                    time.sleep(0.2)
+
+        flipper = threading.Thread(target=flip)
+        flipper.start()
+        try:
+            load = wrk(base, users_file, seconds, connections)
+        finally:
+            stop.set()
+            flipper.join()
+            store.activate(original)
+            httpx.post(base + "/v1/admin/reload", headers={"X-API-Key": KEY})
+    return {**load, "reloads": len(reloads), "switched": sum(bool(r) for r in reloads),
+            "reload_failures": sum(s != 200 for s in statuses)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--store", required=True, help="a store with a published snapshot of --run")
+    parser.add_argument("--redis", help="also time this Redis store's lookups (a published snapshot of --run)")
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bare-server", choices=["bare", "bare-bytes"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        import uvicorn
+
+        uvicorn.run(bare_app(args.bare_server), host="127.0.0.1", port=args.port, log_level="warning",
+                    access_log=False)
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+
+    sys.path.insert(0, str(SRC))
+    from alignrec.data.dataset import SequenceDataset
+
+    users = [str(u) for u in SequenceDataset.load(Path(args.run) / "data").user_ids]
+    users_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+    users_file.write("\n".join(users) + "\n")
+    users_file.close()
+
+    env = {**os.environ, "PYTHONPATH": str(SRC), "ALIGNREC_API_KEY": KEY}
+    ports = {name: free_port() for name in ("ours", "bare", "bare-bytes")}
+    servers = {
+        "ours": start([sys.executable, "-m", "alignrec.cli", "serve", "--run", args.run, "--store", args.store,
+                       "--port", str(ports["ours"])], env),
+        **{kind: start([sys.executable, __file__, "--run", args.run, "--store", args.store, "--bare-server", kind,
+                        "--port", str(ports[kind])], env) for kind in ("bare", "bare-bytes")},
+    }
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        wait_ready(bases["ours"], "/readyz")
+        for kind in ("bare", "bare-bytes"):
+            wait_ready(bases[kind], "/v1/users/x/recommendations")
+        for base in bases.values():  # warm-up
+            wrk(base, users_file.name, 1, args.connections)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in bases}
+        for _ in range(args.rounds):  # interleaved, so a burst of other work hits every server alike
+            for name, base in bases.items():
+                results[name].append(measured(servers[name], base, users_file.name, args.seconds, args.connections))
+        median = {name: sorted(rounds, key=lambda r: r["req_s"])[len(rounds) // 2] for name, rounds in results.items()}
+        cpu = {name: statistics.median(r["cpu_us"] for r in rounds) for name, rounds in results.items()}
+        print(f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds (median round), "
+              f"GET /v1/users/<random of {len(users):,}>/recommendations?k=10")
+        print(f"{'server':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'server CPU us/req':>18}"
+              "  req/s of every round")
+        for name, row in median.items():
+            rounds = ", ".join(f"{r['req_s']:.0f}" for r in results[name])
+            errors = sum(r["errors"] for r in results[name])
+            print(f"{name:<12} {row['req_s']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {errors:>7} "
+                  f"{cpu[name]:>18.0f}  {rounds}")
+        for peer in ("bare", "bare-bytes"):
+            print(f"ours / {peer}: {median['ours']['req_s'] / median[peer]['req_s']:.2f} of the throughput (req/s), "
+                  f"{cpu[peer] / cpu['ours']:.2f} by server CPU per request")
+
+        under = reload_under_load(bases["ours"], args.store, users_file.name, args.seconds, args.connections)
+        print(f"reload under load: {under['requests']:,} requests, {under['errors']} failed, "
+              f"{under['reloads']} reloads ({under['switched']} switched the snapshot, "
+              f"{under['reload_failures']} failed), {under['req_s']:.0f} req/s, p99 {under['p99_ms']:.2f} ms")
+        refused = [httpx.post(bases["ours"] + "/v1/admin/reload", headers=h).status_code
+                   for h in ({}, {"X-API-Key": "wrong"})]
+        print(f"admin reload without key: {refused[0]}, with a wrong key: {refused[1]}")
+    finally:
+        for server in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+        os.unlink(users_file.name)
+
+    for url in filter(None, [args.store, args.redis]):
+        print(f"store alone, {url.split(':')[0]}: {store_lookups(url, users):,.0f} lookups/s (one thread, random users)")
+
+
+if __name__ == "__main__":
+    main()
