@@ -1,15 +1,19 @@
 """Load benchmark of `alignrec serve`: cached lookups vs a bare endpoint of the same framework, in one run.
 
-Starts three uvicorn servers on 127.0.0.1 with identical settings:
+Starts three uvicorn servers on 127.0.0.1 with identical settings (one worker each):
 
 - ``ours``: ``alignrec serve`` on a run and a store (GET /v1/users/{id}/recommendations?k=10, random users);
-- ``bare``: FastAPI returning a constant list of 10 items of the same shape (FastAPI's own serialization);
-- ``bare-bytes``: FastAPI returning the same list pre-encoded (no serialization at all: the framework's floor).
+- ``bare``: FastAPI returning a constant answer: one real answer of ``ours`` (same shape, same size),
+  serialized by FastAPI as any endpoint's return value is;
+- ``bare-bytes``: FastAPI returning the same answer pre-encoded (no serialization at all: the framework's floor).
 
 and loads them in turn with wrk (Debian's ``wrk``: C, so the client costs little CPU next to the server),
-``--rounds`` times, reporting the median round of each. Then it loads ``ours`` again while flipping the
-store's current snapshot and calling POST /v1/admin/reload every 0.2 s (0 failed requests expected), checks
-that the admin endpoint refuses a request without the key, and times each store's lookups alone.
+``--rounds`` interleaved times, reporting the median round of each and the server's CPU time per request.
+On a machine shared with other jobs those figures wander by +-30%, so it then loads ours and each peer at
+the same time on one pinned CPU, where the split of that CPU makes the ratio robust. Then it loads
+``ours`` again while flipping the store's current snapshot and calling POST /v1/admin/reload every 0.2 s
+(0 failed requests expected), checks that the admin endpoint refuses a request without the key, and
+times each store's lookups alone.
 
     python bench/serve.py --run runs/ml-1m --store sqlite:runs/serve/ml1m.sqlite [--redis redis://127.0.0.1:6379/0]
 """
@@ -45,14 +49,12 @@ end
 """
 
 
-def bare_app(kind: str):  # type: ignore[no-untyped-def]
-    """The peer: the same route template, a constant answer."""
+def bare_app(kind: str, constant_file: str):  # type: ignore[no-untyped-def]
+    """The peer: the same route template, a constant answer (a real answer of ours, so the same bytes)."""
     from fastapi import FastAPI, Response
 
-    items = [{"item_id": f"item {i}", "title": f"Title of item {i} (1999)", "score": 10.0 - i, "rank": i + 1}
-             for i in range(10)]
-    constant = {"user_id": "1m_1", "snapshot": "v1-00000000", "source": "cache", "items": items}
-    encoded = json.dumps(constant).encode()
+    encoded = Path(constant_file).read_bytes()
+    constant = json.loads(encoded)
     app = FastAPI()
     if kind == "bare":
         @app.get("/v1/users/{user_id}/recommendations")
@@ -101,14 +103,28 @@ def measured(server: subprocess.Popen, base: str, users_file: str, seconds: int,
     return result
 
 
-def wrk(base: str, users_file: str, seconds: int, connections: int) -> dict[str, float]:
+def wrk_process(base: str, users_file: str, seconds: int, connections: int, cpus: set[int] | None = None):  # type: ignore[no-untyped-def]
+    """A running wrk (one thread, random users); ``cpus`` pins it."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT)
-    out = subprocess.run(
+    process = subprocess.Popen(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base],
-        env={**os.environ, "USERS_FILE": users_file}, capture_output=True, text=True, check=True,
-    ).stdout
-    os.unlink(script.name)
+        env={**os.environ, "USERS_FILE": users_file}, stdout=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    process.script = script.name  # type: ignore[attr-defined]
+    return process
+
+
+def wrk(base: str, users_file: str, seconds: int, connections: int) -> dict[str, float]:
+    return wrk_result(wrk_process(base, users_file, seconds, connections))
+
+
+def wrk_result(process) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    out, _ = process.communicate()
+    os.unlink(process.script)
+    if process.returncode:
+        raise SystemExit(f"wrk failed ({process.returncode})")
 
     def latency(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -179,6 +195,36 @@ def reload_under_load(base: str, store_url: str, users_file: str, seconds: int, 
             "reload_failures": sum(s != 200 for s in statuses)}
 
 
+def simultaneous(servers: dict[str, subprocess.Popen], bases: dict[str, str], users_file: str,
+                 args: argparse.Namespace) -> None:
+    """Ours and a peer loaded at the same time, both servers pinned to one CPU, the two wrk to another.
+
+    The scheduler splits that CPU evenly between the two servers, so the ratio of their req/s is the
+    ratio of their costs per request, whatever else the machine runs at that moment (a noisy
+    neighbour slows both alike). Absolute req/s here are about half a server's capacity.
+    """
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        return
+    server_cpu, client_cpu = {1}, {0}
+    everything = os.sched_getaffinity(0)
+    print(f"simultaneous, servers pinned to CPU 1, wrk to CPU 0, {args.rounds} rounds of {args.seconds} s:")
+    for peer in ("bare", "bare-bytes"):
+        pair = ("ours", peer)
+        for name in pair:
+            os.sched_setaffinity(servers[name].pid, server_cpu)
+        ratios = []
+        try:
+            for _ in range(args.rounds):
+                running = [wrk_process(bases[n], users_file, args.seconds, args.connections, client_cpu) for n in pair]
+                ours, other = (wrk_result(p) for p in running)
+                ratios.append(ours["req_s"] / other["req_s"])
+        finally:
+            for name in pair:
+                os.sched_setaffinity(servers[name].pid, everything)
+        print(f"  ours / {peer}: median {statistics.median(ratios):.2f} of the throughput "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True)
@@ -189,12 +235,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bare-server", choices=["bare", "bare-bytes"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--constant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         import uvicorn
 
-        uvicorn.run(bare_app(args.bare_server), host="127.0.0.1", port=args.port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(bare_app(args.bare_server, args.constant), host="127.0.0.1", port=args.port,
+                    log_level="warning", access_log=False)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -209,15 +256,17 @@ def main() -> None:
 
     env = {**os.environ, "PYTHONPATH": str(SRC), "ALIGNREC_API_KEY": KEY}
     ports = {name: free_port() for name in ("ours", "bare", "bare-bytes")}
-    servers = {
-        "ours": start([sys.executable, "-m", "alignrec.cli", "serve", "--run", args.run, "--store", args.store,
-                       "--port", str(ports["ours"])], env),
-        **{kind: start([sys.executable, __file__, "--run", args.run, "--store", args.store, "--bare-server", kind,
-                        "--port", str(ports[kind])], env) for kind in ("bare", "bare-bytes")},
-    }
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    servers = {"ours": start([sys.executable, "-m", "alignrec.cli", "serve", "--run", args.run, "--store", args.store,
+                              "--port", str(ports["ours"])], env)}
+    constant = tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False)
     try:
         wait_ready(bases["ours"], "/readyz")
+        constant.write(httpx.get(f"{bases['ours']}/v1/users/{users[0]}/recommendations?k=10").content)
+        constant.close()
+        for kind in ("bare", "bare-bytes"):
+            servers[kind] = start([sys.executable, __file__, "--run", args.run, "--store", args.store,
+                                   "--bare-server", kind, "--port", str(ports[kind]), "--constant", constant.name], env)
         for kind in ("bare", "bare-bytes"):
             wait_ready(bases[kind], "/v1/users/x/recommendations")
         for base in bases.values():  # warm-up
@@ -240,6 +289,7 @@ def main() -> None:
         for peer in ("bare", "bare-bytes"):
             print(f"ours / {peer}: {median['ours']['req_s'] / median[peer]['req_s']:.2f} of the throughput (req/s), "
                   f"{cpu[peer] / cpu['ours']:.2f} by server CPU per request")
+        simultaneous(servers, bases, users_file.name, args)
 
         under = reload_under_load(bases["ours"], args.store, users_file.name, args.seconds, args.connections)
         print(f"reload under load: {under['requests']:,} requests, {under['errors']} failed, "
@@ -253,6 +303,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
         os.unlink(users_file.name)
+        os.unlink(constant.name)
 
     for url in filter(None, [args.store, args.redis]):
         print(f"store alone, {url.split(':')[0]}: {store_lookups(url, users):,.0f} lookups/s (one thread, random users)")

@@ -37,9 +37,9 @@ def test_every_user_gets_one_list_and_short_histories_the_flagged_fallback(run_d
     assert flagged == {"lonely", "newbie"} and result.fallback == meta["fallback_users"] == 2
     popular = recommender.PopularityRecommender(dataset)
     lonely = records.decode(stored["lonely"])
-    assert lonely.items.tolist() == popular.recommend([dataset.sequence(dataset.user_index()["lonely"])], 10)[0][0].tolist()
+    assert list(lonely.items) == popular.recommend([dataset.sequence(dataset.user_index()["lonely"])], 10)[0][0].tolist()
     u0 = records.decode(stored["u0"])
-    assert len(u0.items) == 10 and not set(u0.items.tolist()) & set(dataset.sequence(0).tolist())
+    assert len(u0.items) == 10 and not set(u0.items) & set(dataset.sequence(0).tolist())
     assert meta["digest"] == result.digest == records.digest(stored.items())
 
 

@@ -12,7 +12,7 @@ from alignrec.serve.recommender import NO_ITEM
 def test_round_trip_drops_padding_and_keeps_the_flag() -> None:
     value = records.encode(np.array([5, 2, NO_ITEM]), np.array([0.5, 0.25, -np.inf]), fallback=True)
     cached = records.decode(value)
-    assert cached.items.tolist() == [5, 2] and cached.scores.tolist() == [0.5, 0.25] and cached.fallback
+    assert cached.items == (5, 2) and cached.scores == (0.5, 0.25) and cached.fallback
     assert not records.decode(records.encode(np.array([1]), np.array([1.0]), False)).fallback
 
 

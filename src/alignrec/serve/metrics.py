@@ -37,6 +37,24 @@ class ServiceMetrics:
         self.snapshot = Gauge("alignrec_snapshot_info", "1 for the snapshot being served",
                               ["snapshot"], registry=self.registry)
 
+        # labels() validates and locks on every call; the children, once made, are reused.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._served_children: dict[tuple[str, str], Any] = {}
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            self._request_children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def served(self, endpoint: str, source: str) -> None:
+        child = self._served_children.get((endpoint, source))
+        if child is None:
+            child = self._served_children[(endpoint, source)] = self.recommendations.labels(endpoint, source)
+        child.inc()
+
     def serving(self, previous: str | None, snapshot: str | None) -> None:
         if previous is not None:
             with contextlib.suppress(KeyError):
@@ -69,6 +87,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             route: Any = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            self.metrics.request(getattr(route, "path", "unmatched"), scope["method"], status,
+                                 time.perf_counter() - started)

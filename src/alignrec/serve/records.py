@@ -22,10 +22,10 @@ _HEADER = struct.Struct("<BBH")  # format, fallback flag, number of items
 
 @dataclass(frozen=True)
 class CachedList:
-    items: np.ndarray
-    """int32 internal item ids, best first."""
-    scores: np.ndarray
-    """float32, one per item."""
+    items: tuple[int, ...]
+    """Internal item ids, best first."""
+    scores: tuple[float, ...]
+    """One per item (stored as float32)."""
     fallback: bool
     """True: the popularity list, given because the model could not be used for this user."""
 
@@ -39,13 +39,12 @@ def encode(items: np.ndarray, scores: np.ndarray, fallback: bool) -> bytes:
 
 
 def decode(value: bytes) -> CachedList:
+    """Plain tuples, not numpy arrays: on the request path a list of ~50 is cheaper that way."""
     version, fallback, count = _HEADER.unpack_from(value)
     if version != FORMAT:
         raise ValueError(f"cached list format {version} is not {FORMAT}; precompute the snapshot again")
-    start = _HEADER.size
-    items = np.frombuffer(value, dtype="<i4", count=count, offset=start)
-    scores = np.frombuffer(value, dtype="<f4", count=count, offset=start + 4 * count)
-    return CachedList(items, scores, bool(fallback))
+    unpacked = struct.unpack_from(f"<{count}i{count}f", value, _HEADER.size)
+    return CachedList(unpacked[:count], unpacked[count:], bool(fallback))
 
 
 def digest(records: Iterable[tuple[str, bytes]]) -> str:
