@@ -22,7 +22,7 @@ from pathlib import Path
 import lmdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from alignrec.serve.store import open_store  # noqa: E402
+from alignrec.serve.store import open_store
 
 SHARD = 256
 

@@ -110,8 +110,9 @@ def wrk_process(base: str, users_file: str, seconds: int, connections: int, cpus
     process = subprocess.Popen(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base],
         env={**os.environ, "USERS_FILE": users_file}, stdout=subprocess.PIPE, text=True,
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
+    if cpus:
+        os.sched_setaffinity(process.pid, cpus)
     process.script = script.name  # type: ignore[attr-defined]
     return process
 
@@ -127,7 +128,7 @@ def wrk_result(process) -> dict[str, float]:  # type: ignore[no-untyped-def]
         raise SystemExit(f"wrk failed ({process.returncode})")
 
     def latency(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
     requests = int(re.search(r"(\d+) requests in", out).group(1))

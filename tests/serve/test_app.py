@@ -136,11 +136,11 @@ def test_health_readiness_metrics_and_openapi(client, run_dir, tmp_path, serve_c
     assert 'route="/v1/users/{user_id}/recommendations"' in metrics and "alignrec_snapshot_info{snapshot=" in metrics
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/users/{user_id}/recommendations", "/v1/recommendations", "/v1/admin/reload"} <= set(paths)
-    with open_store(f"sqlite:{tmp_path / 'empty.sqlite'}") as empty:
-        with TestClient(create_app(ServeState(run_dir, empty, serve_config, recommender=object()))) as bare:
-            ready = bare.get("/readyz")
-            assert ready.status_code == 503 and "no published snapshot" in ready.json()["problems"][0]
-            assert bare.get("/v1/users/u0/recommendations").json()["source"] == "fallback"
+    with open_store(f"sqlite:{tmp_path / 'empty.sqlite'}") as empty, \
+            TestClient(create_app(ServeState(run_dir, empty, serve_config, recommender=object()))) as bare:
+        ready = bare.get("/readyz")
+        assert ready.status_code == 503 and "no published snapshot" in ready.json()["problems"][0]
+        assert bare.get("/v1/users/u0/recommendations").json()["source"] == "fallback"
 
 
 def test_reload_under_load_fails_no_request(run_dir, store, serve_config, monkeypatch) -> None:
@@ -184,3 +184,16 @@ def test_reload_under_load_fails_no_request(run_dir, store, serve_config, monkey
         server.should_exit = True
         thread.join()
     assert not failures and seen == {first, second}
+
+
+def test_a_snapshot_of_other_data_or_format_is_refused(store, serve_config, tmp_path) -> None:
+    from alignrec.errors import AlignrecError
+    from tests.conftest import make_dataset
+
+    make_dataset({"a": ["x", "y"]}).save(tmp_path / "other" / "data")
+    with pytest.raises(AlignrecError, match="computed from other data"):
+        ServeState(tmp_path / "other", store, serve_config)
+    current = store.info(store.current())
+    store.publish(current.id, {**current.meta, "format": 0})
+    with pytest.raises(AlignrecError, match="format 0"):
+        ServeState(tmp_path / "other", store, serve_config)

@@ -14,7 +14,7 @@ import pytest
 
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
-from alignrec.serve import records, recommender
+from alignrec.serve import recommender, records
 from alignrec.serve.precompute import plan_shards, precompute
 from alignrec.serve.store import PUBLISHED, STAGING, open_store
 

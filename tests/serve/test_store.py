@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alignrec.serve.store import PUBLISHED, STAGING, SnapshotStore, StoreError, open_store
 from alignrec.serve.sqlite_store import SQLiteStore
+from alignrec.serve.store import PUBLISHED, STAGING, SnapshotStore, StoreError, open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -121,6 +121,11 @@ class ServeState:
         if snapshot is None:
             return ActiveSnapshot(None, self.config.k)
         info = self.store.info(snapshot)
+        if info.meta.get("format") != records.FORMAT:
+            raise AlignrecError(
+                f"{self.store.url}: snapshot {snapshot} stores lists in format {info.meta.get('format')}, "
+                f"this alignrec reads {records.FORMAT}; run alignrec precompute again"
+            )
         if info.meta.get("dataset") != self.dataset.fingerprint():
             raise AlignrecError(
                 f"{self.store.url}: snapshot {snapshot} was computed from other data than {self.run_dir / 'data'}; "

@@ -144,6 +144,7 @@ def precompute(
                                     info.meta.get("digest", ""), False, True, [])
 
     meta: dict[str, Any] = {
+        "format": records.FORMAT,
         "model": config.model,
         "k": config.k,
         "min_history": config.min_history,

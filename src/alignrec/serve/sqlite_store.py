@@ -180,9 +180,7 @@ class SQLiteStore(SnapshotStore):
         return row[0] if row else None
 
     def records(self, snapshot: str) -> Iterator[tuple[str, bytes]]:
-        rows = self._connection().execute("SELECT user, value FROM lists WHERE seq = ?", (self._seq(snapshot),))
-        for user, value in rows:
-            yield user, value
+        yield from self._connection().execute("SELECT user, value FROM lists WHERE seq = ?", (self._seq(snapshot),))
 
     def close(self) -> None:
         for db in self._opened:

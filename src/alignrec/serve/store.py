@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from alignrec.errors import AlignrecError
 
@@ -109,7 +109,7 @@ class SnapshotStore(ABC):
             self.delete(snapshot)
         return doomed
 
-    def __enter__(self) -> SnapshotStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -134,7 +134,7 @@ def open_store(url: str) -> SnapshotStore:
     if url.startswith("sqlite:"):
         path = url[len("sqlite:") :]
         # sqlite:///abs/path -> /abs/path ; sqlite:rel/path -> rel/path
-        path = path[2:] if path.startswith("//") else path
+        path = path.removeprefix("//")
     elif "://" in url:
         raise StoreError(f"--store {url!r}: unknown scheme; use sqlite:PATH or redis://HOST:PORT/DB")
     else:
