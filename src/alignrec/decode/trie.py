@@ -14,7 +14,7 @@ pruned as soon as it appears, not only at the last level.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -177,3 +177,22 @@ class CodeTrie:
         level = len(prefix_token_ids)
         alive = counts[self.children[node]] > 0
         return sorted(self.code_token_ids[level][alive].tolist())
+
+    def prefix_allowed_tokens_fn(
+        self, prompt_width: int, exclude: Sequence[Collection[int]] | None = None
+    ) -> Callable[[int, torch.Tensor], list[int]]:
+        """The peer path's constraint for ``generate(prefix_allowed_tokens_fn=...)``.
+
+        ``prompt_width`` is the padded prompt length of the generate call, ``exclude[b]`` the
+        items to skip for its row ``b``. Answers are memoised per prefix (like LC-Rec's
+        prefix dictionary), so the reference is not slowed by the trie walk itself.
+        """
+        memo: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+
+        def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
+            key = (batch_id if exclude is not None else 0, tuple(input_ids[prompt_width:].tolist()))
+            if key not in memo:
+                memo[key] = self.allowed_tokens(key[1], exclude[batch_id] if exclude is not None else ())
+            return memo[key]
+
+        return allowed
