@@ -203,6 +203,9 @@ class LLMConfig:
     """Fixed, seeded subset of validation users for the in-training check."""
     beams: int = 20
     decode_batch_size: int = 8
+    test_users: int = 0
+    """Test users ranked by the LLM after training: 0 = all; else a fixed, seeded subset (LLM decoding
+    is slow on CPU); the table then says so and every model is scored on the same users."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ made with the same settings; a half-trained SASRec resumes from its checkpoint.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from rich.console import Console
 from alignrec.config import DataConfig, RunConfig, save_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
+from alignrec.data.split import history
 from alignrec.errors import AlignrecError
 from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
 from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
@@ -75,6 +77,8 @@ def _stage_settings(dataset: SequenceDataset, config: RunConfig, model: str) -> 
     settings: dict[str, Any] = {"data": dataset.fingerprint(), "eval": to_dict(config.eval)}
     if model == "sasrec":
         settings.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
+    if model == "llm":
+        settings.update({"llm": to_dict(config.llm), "tokenize": to_dict(config.tokenize), "seed": config.seed})
     return settings
 
 
@@ -206,3 +210,35 @@ def run_tokenize(
     for line in summary_lines(artifact.report):
         console.print(line, highlight=False)
     return artifact
+
+
+def run_llm(dataset: SequenceDataset, tokens_dir: str | Path, out: Path, config: RunConfig) -> dict[str, Any]:
+    """Fine-tune the LLM on the alignment tasks, then rank the test users by constrained beam search."""
+    from alignrec.llm.finetune import load_finetuned, subset_users, train_llm
+    from alignrec.tokenize.artifacts import load_artifact
+
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    tokens_dir = Path(tokens_dir)
+    artifact = load_artifact(tokens_dir)
+    summary = train_llm(dataset, artifact, tokens_dir, config.llm, out, config.seed)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return {}
+    decode_started = time.perf_counter()
+    recommender = load_finetuned(out, artifact, config.llm, config.seed)
+    users = subset_users(dataset, config.llm.test_users, config.seed)
+    k = max(config.eval.ks)
+    histories = [history(dataset, int(u), "test") for u in users]
+    items, _ = recommender.recommend(histories, min(k, recommender.beams), config.eval.exclude_history, progress=True)
+    rankings = {int(u): row[row >= 0].tolist() for u, row in zip(users, items, strict=True)}
+    result = evaluate_rankings(dataset, rankings, "test", "llm", config.eval.ks, config.eval.exclude_history, users)
+    settings = _stage_settings(dataset, config, "llm")
+    extra = {
+        "wall_time_s": time.perf_counter() - started,
+        "train_time_s": summary.get("train_s"),
+        "decode_time_s": time.perf_counter() - decode_started,
+        "decode_users_per_s": len(users) / max(time.perf_counter() - decode_started, 1e-9),
+        "tokens_per_s": summary.get("tokens_per_s"),
+    }
+    write_evaluation(out, result, dataset, settings, extra)
+    return read_json(out / "metrics.json")

@@ -379,3 +379,24 @@ def train_llm(
         write_json(out / "train_summary.json", summary)
         plot_task_losses(out)
     return summary
+
+
+def load_finetuned(run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int):  # noqa: ANN201
+    """The fine-tuned recommender from ``run_dir/model`` (LoRA and code rows merged for speed)."""
+    from peft import PeftModel
+
+    from alignrec.decode.trie import CodeTrie
+    from alignrec.llm.recommender import LLMRecommender
+
+    folder = run_dir / "model"
+    if not (folder / "vocab.json").is_file():
+        raise AlignrecError(f"{run_dir}: no fine-tuned model (model/vocab.json); train it with `alignrec train llm`")
+    saved = read_json(folder / "vocab.json")
+    llm = load_causal_lm(config.backbone, seed)
+    vocab = add_code_tokens(llm.model, artifact.tokens, artifact.levels, artifact.codebook_size, "random", seed=seed)
+    if (vocab.base_vocab, vocab.levels, vocab.codebook_size) != (saved["base_vocab"], saved["levels"], saved["codebook_size"]):
+        raise AlignrecError(f"{folder / 'vocab.json'}: made with another backbone or tokenizer than llm.backbone / --tokens")
+    model = PeftModel.from_pretrained(llm.model, folder).merge_and_unload().eval()
+    encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
+    trie = CodeTrie.build(artifact.codes, vocab.token_ids)
+    return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size)
