@@ -248,6 +248,8 @@ def plot_task_losses(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not (out / "train_log.csv").is_file():
+        return
     with open(out / "train_log.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -362,7 +364,7 @@ def train_llm(
             "codebook_size": prepared.vocab.codebook_size, "names": list(prepared.vocab.names),
             "backbone": prepared.source, "token_init": config.token_init, "pad_id": prepared.pad_id,
         })
-        final = subset_metrics(recommender.recommend, dataset, users, "valid")
+        final = subset_metrics(recommender.recommend, dataset, users, "valid") if config.eval_steps else {}
         summary = {
             "steps": trainer.state.global_step,
             "train_s": budget.elapsed(),
