@@ -8,7 +8,7 @@ hits both alike. Prints users/s of each, the ratio, and how many users got ident
 top-k lists (items in the same order).
 
     nice -n 19 env OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/decode.py \\
-        --model smollm2 --tokens runs/ml-100k/tokens --users 16
+        --model smollm2 --tokens runs/ml-100k/tokens --users 8
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """The prefix trie of every item's code sequence, compiled into tensors.
 
-Nodes are numbered root first, then depth by depth. ``children[node, k]`` is the
-node reached from ``node`` by code ``k`` of the node's level, or ``dead`` (one
-extra all-dead row, ``num_nodes``) when no item has that prefix; the last row is
-that dead node, so a beam that fell off the trie stays on a row of dead
-children and gathering never sees a negative index. ``leaf_item[node]`` is the
-item whose full code sequence ends at ``node`` (-1 elsewhere), ``leaf_count[node]``
-how many items lie below it, and ``item_path[i, l]`` the node item ``i`` reaches
-after ``l + 1`` codes. History exclusion subtracts the excluded items from
-``leaf_count`` along their paths, so a prefix whose every item is excluded is
-pruned as soon as it appears, not only at the last level.
+Nodes are numbered root (0) first, then depth by depth; one extra row, ``dead``, stands
+for "no such prefix". ``children[node, k]`` is the node reached from ``node`` by code
+``k`` of the next level, or ``dead``; ``dead``'s own children are ``dead``, so a beam
+that has no prefix stays dead and gathering never sees a negative index.
+``leaf_item[node]`` is the item whose full code sequence ends at ``node`` (-1
+elsewhere), ``leaf_count[node]`` how many items lie below it, and ``item_path[i, l]``
+the node item ``i`` reaches after ``l + 1`` codes. History exclusion subtracts the
+excluded items from ``leaf_count`` along their paths, so a prefix whose every item is
+excluded is pruned as soon as it appears, not only at the last level.
 """
 
 from __future__ import annotations
