@@ -1,12 +1,7 @@
 """Constrained beam search: transformers' beam search results, only real items, fail closed.
 
 The reference is ``generate(num_beams=B, prefix_allowed_tokens_fn=<trie>)`` with
-``length_penalty=0``: transformers divides a finished beam's summed log-probability by
-``generated_length ** length_penalty``, so 0 leaves the plain sum that our scores are.
-Every item has L codes, so every beam finishes at the last step, together; early
-stopping never cuts a search short. generate() starts beams 1..B-1 at -1e9 (copies of
-beam 0 that only fill slots nobody else can), so its results below -1e8 are filler,
-the slots where we return -1.
+``length_penalty=0`` (alignrec.decode.reference says why that ranks by summed log-probability).
 """
 
 from __future__ import annotations
@@ -19,8 +14,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transformers import MistralConfig, MistralForCausalLM
 
 from alignrec.decode import CodeTrie, constrained_beam_search
+from alignrec.decode.reference import generate_top_k
 from alignrec.errors import AlignrecError
 from alignrec.llm.backbone import tiny_random_llama
 
@@ -52,31 +49,6 @@ def level_tokens(levels: int, size: int) -> np.ndarray:
     return BYTE_VOCAB + np.arange(levels * size).reshape(levels, size)
 
 
-def reference(model, prompts, trie, beams, exclude=None) -> tuple[list[list[int]], list[list[float]]]:
-    """transformers' constrained beam search: per prompt, its real items and scores, best first."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), PAD)
-    mask = torch.zeros_like(ids)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    out = model.generate(
-        ids, attention_mask=mask, num_beams=beams, num_return_sequences=beams, max_new_tokens=trie.levels,
-        do_sample=False, length_penalty=0.0, pad_token_id=PAD,
-        prefix_allowed_tokens_fn=trie.prefix_allowed_tokens_fn(width, exclude),
-        output_scores=True, return_dict_in_generate=True,
-    )
-    item_of = {tuple(trie.item_tokens(i)): i for i in range(trie.num_items)}
-    sequences = out.sequences[:, width:].view(len(prompts), beams, trie.levels)
-    scores = out.sequences_scores.view(len(prompts), beams)
-    items, values = [], []
-    for row in range(len(prompts)):
-        real = scores[row] > -1e8
-        items.append([item_of[tuple(s)] for s in sequences[row][real].tolist()])
-        values.append(scores[row][real].tolist())
-    return items, values
-
-
 def prompts_of(rng: np.random.Generator, lengths: list[int]) -> list[list[int]]:
     return [rng.integers(3, BYTE_VOCAB, size=n).tolist() for n in lengths]
 
@@ -91,13 +63,11 @@ def test_same_top_k_as_transformers_generate(n: int, excluded: int) -> None:
     exclude = [rng.choice(n, excluded, replace=False) for _ in prompts] if excluded else None
     items, scores = constrained_beam_search(model, prompts, trie, beams=beams, k=beams, pad_token_id=PAD,
                                             exclude=exclude)
-    ref_items, ref_scores = reference(model, prompts, trie, beams, exclude)
-    for row in range(len(prompts)):
-        found = len(ref_items[row])
-        assert found == min(beams, n - excluded)
-        assert items[row, :found].tolist() == ref_items[row]
-        np.testing.assert_allclose(scores[row, :found], ref_scores[row], atol=1e-4, rtol=0)
-        assert (items[row, found:] == -1).all() and np.isneginf(scores[row, found:]).all()
+    ref_items, ref_scores = generate_top_k(model, prompts, trie, beams=beams, k=beams, pad_token_id=PAD,
+                                           exclude=exclude)
+    assert ((ref_items >= 0).sum(axis=1) == min(beams, n - excluded)).all()
+    assert np.array_equal(items, ref_items)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)  # -inf where both have no item
 
 
 def test_batching_order_and_k_do_not_change_the_lists() -> None:
@@ -193,3 +163,23 @@ def test_a_training_model_is_searched_in_eval_mode_and_given_back_training() -> 
     finally:
         model.eval()
     assert np.array_equal(items, expected)
+
+
+def test_a_sliding_window_model_matches_generate_too() -> None:
+    """Another architecture and cache layer kind (DynamicSlidingWindowLayer) than Llama's."""
+    levels, size = 3, 5
+    config = MistralConfig(vocab_size=BYTE_VOCAB + levels * size, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, sliding_window=4,
+                           max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = MistralForCausalLM(config).eval()
+    with torch.no_grad():
+        model.lm_head.weight[BYTE_VOCAB:] *= 50  # spread the code scores (see model_with_codes)
+    rng = np.random.default_rng(3)
+    trie = CodeTrie.build(random_codes(rng, 60, levels, size), level_tokens(levels, size))
+    prompts = prompts_of(rng, [2, 9, 6])  # longer than the window
+    items, scores = constrained_beam_search(model, prompts, trie, beams=6, k=6, pad_token_id=PAD)
+    ref_items, ref_scores = generate_top_k(model, prompts, trie, beams=6, k=6, pad_token_id=PAD)
+    assert np.array_equal(items, ref_items)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
+

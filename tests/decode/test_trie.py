@@ -32,6 +32,13 @@ def test_tables_follow_the_codes() -> None:
     assert (trie.children[trie.dead] == trie.dead).all()
 
 
+def test_token_sequences_map_back_to_items() -> None:
+    trie = small()
+    sequences = torch.tensor([[[12, 20], [10, 22]], [[10, 20], [20, 10]], [[-5, 21], [10, 999]]])
+    assert trie.items_of(sequences).tolist() == [[2, 1], [-1, -1], [-1, -1]]
+    assert trie.items_of(torch.tensor([[10]])).tolist() == [-1]  # too short to be an item
+
+
 def test_exclusion_prunes_prefixes_whose_items_are_all_excluded() -> None:
     trie = small()
     assert trie.allowed_tokens([], exclude={0, 1}) == [12]

@@ -74,6 +74,17 @@ def constrained_beam_search(
     return items, scores
 
 
+def left_pad(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [P, longest] padded on the left, and the attention mask (1 = real token)."""
+    width = max(len(prompt) for prompt in prompts)
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.int64)
+    mask = torch.zeros((len(prompts), width), dtype=torch.int64)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.as_tensor(prompt, dtype=torch.int64)
+        mask[row, width - len(prompt) :] = 1
+    return input_ids, mask
+
+
 def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
     """The model's cache keyword (``cache`` from transformers 5.x, else ``past_key_values``)
     and whether it can compute logits for the last position only."""
@@ -93,13 +104,8 @@ def _search(
     from transformers import DynamicCache
 
     device = trie.children.device
-    batch, width = len(prompts), max(len(prompt) for prompt in prompts)
-    input_ids = torch.full((batch, width), pad_token_id, dtype=torch.int64)
-    mask = torch.zeros((batch, width), dtype=torch.int64)
-    for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = torch.as_tensor(prompt, dtype=torch.int64)
-        mask[row, width - len(prompt) :] = 1
-    input_ids, mask = input_ids.to(device), mask.to(device)
+    batch = len(prompts)
+    input_ids, mask = (t.to(device) for t in left_pad(prompts, pad_token_id))
     lengths = mask.sum(dim=1)
     # Left padding: positions count real tokens only, as generate() computes them.
     positions = (mask.cumsum(dim=1) - 1).masked_fill(mask == 0, 1)

@@ -1,20 +1,19 @@
 """The prefix trie of every item's code sequence, compiled into tensors.
 
-Nodes are numbered root first, then depth by depth. ``children[node, k]`` is the
-node reached from ``node`` by code ``k`` of the node's level, or ``dead`` (one
-extra all-dead row, ``num_nodes``) when no item has that prefix; the last row is
-that dead node, so a beam that fell off the trie stays on a row of dead
-children and gathering never sees a negative index. ``leaf_item[node]`` is the
-item whose full code sequence ends at ``node`` (-1 elsewhere), ``leaf_count[node]``
-how many items lie below it, and ``item_path[i, l]`` the node item ``i`` reaches
-after ``l + 1`` codes. History exclusion subtracts the excluded items from
-``leaf_count`` along their paths, so a prefix whose every item is excluded is
-pruned as soon as it appears, not only at the last level.
+Nodes are numbered root (0) first, then depth by depth; one extra row, ``dead``, stands
+for "no such prefix". ``children[node, k]`` is the node reached from ``node`` by code
+``k`` of the next level, or ``dead``; ``dead``'s own children are ``dead``, so a beam
+that has no prefix stays dead and gathering never sees a negative index.
+``leaf_item[node]`` is the item whose full code sequence ends at ``node`` (-1
+elsewhere), ``leaf_count[node]`` how many items lie below it, and ``item_path[i, l]``
+the node item ``i`` reaches after ``l + 1`` codes. History exclusion subtracts the
+excluded items from ``leaf_count`` along their paths, so a prefix whose every item is
+excluded is pruned as soon as it appears, not only at the last level.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -178,21 +177,16 @@ class CodeTrie:
         alive = counts[self.children[node]] > 0
         return sorted(self.code_token_ids[level][alive].tolist())
 
-    def prefix_allowed_tokens_fn(
-        self, prompt_width: int, exclude: Sequence[Collection[int]] | None = None
-    ) -> Callable[[int, torch.Tensor], list[int]]:
-        """The peer path's constraint for ``generate(prefix_allowed_tokens_fn=...)``.
-
-        ``prompt_width`` is the padded prompt length of the generate call, ``exclude[b]`` the
-        items to skip for its row ``b``. Answers are memoised per prefix (like LC-Rec's
-        prefix dictionary), so the reference is not slowed by the trie walk itself.
-        """
-        memo: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-
-        def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
-            key = (batch_id if exclude is not None else 0, tuple(input_ids[prompt_width:].tolist()))
-            if key not in memo:
-                memo[key] = self.allowed_tokens(key[1], exclude[batch_id] if exclude is not None else ())
-            return memo[key]
-
-        return allowed
+    def items_of(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Token sequences [..., L] -> their items [...], -1 where a sequence is no item's codes."""
+        if token_ids.shape[-1] != self.levels:
+            return torch.full(token_ids.shape[:-1], -1, dtype=torch.int64, device=token_ids.device)
+        beyond = self.max_token_id + 1  # one slot for every token that is no code
+        token_ids = torch.where((token_ids >= 0) & (token_ids < beyond), token_ids, beyond)
+        node = torch.zeros(token_ids.shape[:-1], dtype=torch.int64, device=token_ids.device)
+        for level in range(self.levels):
+            code_of = torch.full((beyond + 1,), -1, dtype=torch.int64, device=token_ids.device)
+            code_of[self.code_token_ids[level]] = torch.arange(self.codebook_size, device=token_ids.device)
+            code = code_of[token_ids[..., level]]
+            node = torch.where(code >= 0, self.children[node, code.clamp(min=0)], self.dead)
+        return self.leaf_item[node]
