@@ -205,6 +205,12 @@ def make_callbacks(out: Path, config: LLMConfig, evaluate):  # noqa: ANN201 - la
             self.budget = budget
             self.trainer = None
 
+        def on_train_begin(self, args, state, control, **kwargs):
+            # the starting point of the validation curve (not on a resume: it was logged then)
+            if state.is_world_process_zero and state.global_step == 0 and config.eval_steps:
+                append_log(out / "train_log.csv", {"step": 0, "elapsed_s": 0.0,
+                                                   **{f"valid_{k}": v for k, v in evaluate().items()}}, 0)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return
@@ -234,6 +240,16 @@ def append_log(path: Path, row: dict[str, Any], step: int) -> None:
         writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def final_validation(out: Path, step: int, evaluate) -> dict[str, float]:  # noqa: ANN001
+    """The last step's validation metrics: from the log when that step was just evaluated, else computed."""
+    if (out / "train_log.csv").is_file():
+        with open(out / "train_log.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and int(rows[-1]["step"]) == step and rows[-1].get("valid_recall@10"):
+            return {k[len("valid_"):]: float(v) for k, v in rows[-1].items() if k.startswith("valid_") and v}
+    return evaluate()
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -315,7 +331,7 @@ def train_llm(
 
     trie = CodeTrie.build(artifact.codes, prepared.vocab.token_ids)
     recommender = LLMRecommender(prepared.model, prepared.encoder, trie, prepared.pad_id, config.history,
-                                 config.beams, config.decode_batch_size)
+                                 config.beams, config.decode_batch_size, config.bf16)
     users = subset_users(dataset, config.eval_users, seed)
     budget, log = make_callbacks(out, config, lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
     args = TrainingArguments(
@@ -364,7 +380,10 @@ def train_llm(
             "codebook_size": prepared.vocab.codebook_size, "names": list(prepared.vocab.names),
             "backbone": prepared.source, "token_init": config.token_init, "pad_id": prepared.pad_id,
         })
-        final = subset_metrics(recommender.recommend, dataset, users, "valid") if config.eval_steps else {}
+        final = final_validation(out, trainer.state.global_step,
+                                 lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
+        if not config.eval_steps:
+            final = {}
         summary = {
             "steps": trainer.state.global_step,
             "train_s": budget.elapsed(),
@@ -401,4 +420,5 @@ def load_finetuned(run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig
     model = PeftModel.from_pretrained(llm.model, folder).merge_and_unload().eval()
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
-    return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size)
+    return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size,
+                          config.bf16)

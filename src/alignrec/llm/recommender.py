@@ -23,6 +23,7 @@ class LLMRecommender:
         history: int,
         beams: int,
         batch_size: int = 8,
+        bf16: bool = False,
     ) -> None:
         self.model = model
         self.encoder = encoder
@@ -31,6 +32,7 @@ class LLMRecommender:
         self.history = history
         self.beams = beams
         self.batch_size = batch_size
+        self.bf16 = bf16
 
     def prompts(self, histories: list[np.ndarray]) -> list[list[int]]:
         return [self.encoder.prompt_ids(recommendation_prompt(h, self.history)) for h in histories]
@@ -42,16 +44,17 @@ class LLMRecommender:
         was_training = self.model.training
         self.model.eval()
         try:
-            return constrained_beam_search(
-                self.model,
-                self.prompts(histories),
-                self.trie,
-                beams=max(self.beams, k),
-                k=k,
-                pad_token_id=self.pad_id,
-                exclude=[np.asarray(h) for h in histories] if exclude_history else None,
-                batch_size=self.batch_size,
-                progress=progress,
-            )
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                return constrained_beam_search(
+                    self.model,
+                    self.prompts(histories),
+                    self.trie,
+                    beams=max(self.beams, k),
+                    k=k,
+                    pad_token_id=self.pad_id,
+                    exclude=[np.asarray(h) for h in histories] if exclude_history else None,
+                    batch_size=self.batch_size,
+                    progress=progress,
+                )
         finally:
             self.model.train(was_training)
