@@ -166,6 +166,34 @@ def test_tokenize_bad_input_is_one_line_and_status_2(lcrec_dir, tmp_path, capsys
     assert "not a tokenizer output" in capsys.readouterr().err
 
 
+def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("ALIGNREC_CACHE", str(tmp_path / "cache"))
+    args = ["run", "--out", str(tmp_path / "run"), "--set", f"data.path={lcrec_dir}", "--set", "data.format=lcrec",
+            "--set", "models=[mostpop, sasrec, llm]", "--set", "threads=1",
+            "--set", "sasrec={hidden: 8, layers: 1, heads: 1, max_len: 10, epochs: 2, eval_every: 1}",
+            "--set", "tokenize={levels: 2, codebook_size: 4, kmeans_iters: 20}",
+            "--set", "tokenize.align={llm: tiny-random, steps: 5}",
+            "--set", "llm={backbone: tiny-random, bf16: false, max_steps: 4, log_steps: 2, save_steps: 2, "
+                     "eval_steps: 2, eval_users: 5, beams: 4, history: 4, batch_size: 2, max_tokens: 64, "
+                     "test_users: 10}",
+            "--set", "eval.ks=[1,2,4]"]
+    assert main(args) == 0
+    run = tmp_path / "run"
+    for file in ["tokens/codes.json", "tokens/stage.json", "llm/metrics.json", "llm/task_loss.png",
+                 "llm/model/adapter_model.safetensors", "llm/rankings_test.jsonl"]:
+        assert (run / file).is_file(), file
+    metrics = read_json(run / "llm" / "metrics.json")
+    assert metrics["num_users"] == 10 and metrics["diagnostics"]["invalid_item_share"] == 0.0
+    comparison = (run / "comparison.md").read_text()
+    assert "fixed subset of 10" in comparison and comparison.count("±") == 9  # 3 models x 3 columns
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "tokenize: done earlier" not in err  # the llm stage was skipped whole, tokens were not needed
+    assert "llm: done earlier, skipped" in err
+    assert read_json(run / "llm" / "metrics.json")["metrics"] == metrics["metrics"]
+
+
 def test_precompute_then_list_and_activate_snapshots(lcrec_dir, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     assert main(["run", "--out", str(run), "--set", f"data.path={lcrec_dir}", "--set", "data.format=lcrec",

@@ -104,6 +104,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
+    if args.model == "llm":
+        from alignrec.pipeline import run_llm
+
+        if not args.tokens:
+            raise AlignrecError("train llm: give the tokenizer output with --tokens TOK_DIR (from `alignrec tokenize`)")
+        if run_llm(dataset, args.tokens, out, config):
+            print_comparison(collect_metrics([out]))
+        return
     STAGES[args.model](dataset, out, config)
     print_comparison(collect_metrics([out]))
 
@@ -253,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_evaluate)
 
     train = commands.add_parser("train", help="train and evaluate one model")
-    train.add_argument("model", choices=["mostpop", "sasrec"])
+    train.add_argument("model", choices=["mostpop", "sasrec", "llm"])
+    train.add_argument("--tokens", help="llm: the tokenizer output folder (alignrec tokenize --out)")
     train.add_argument("--data", required=True, help="a prepared dataset")
     train.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
     train.add_argument("--config", help="YAML config file or preset name")

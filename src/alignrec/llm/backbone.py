@@ -62,13 +62,16 @@ class ByteTokenizer:
     """UTF-8 bytes as token ids (offset past a few specials): the tiny model's tokenizer."""
 
     specials = 3
+    pad_id = 0
+    eos_id = 2
 
     def __call__(self, texts: list[str]) -> list[list[int]]:
         return [[b + self.specials for b in text.encode("utf-8")] for text in texts]
 
 
-def tiny_random_llama(seed: int = 0, hidden: int = 32) -> torch.nn.Module:
-    """A two-layer random Llama whose vocabulary covers :class:`ByteTokenizer`."""
+def tiny_random_llama(seed: int = 0, hidden: int = 32, tied: bool = False) -> torch.nn.Module:
+    """A two-layer random Llama whose vocabulary covers :class:`ByteTokenizer`
+    (``tied``: one matrix for input embeddings and output head, as in SmolLM2)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -79,6 +82,7 @@ def tiny_random_llama(seed: int = 0, hidden: int = 32) -> torch.nn.Module:
         num_attention_heads=2,
         num_key_value_heads=2,
         max_position_embeddings=128,
+        tie_word_embeddings=tied,
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)
@@ -152,10 +156,23 @@ def resolve(spec: str) -> tuple[Path, dict[str, Any]]:
     return folder, {"spec": spec, "folder": str(folder.resolve())}
 
 
-def load_causal_lm(spec: str, seed: int = 0) -> tuple[torch.nn.Module, Callable[[list[str]], list[list[int]]], dict[str, Any]]:
-    """The model, a texts -> ids function (no special tokens), and its provenance."""
+@dataclass
+class CausalLM:
+    """A loaded causal LM with what fine-tuning and decoding need from its tokenizer."""
+
+    model: torch.nn.Module
+    encode: Callable[[list[str]], list[list[int]]]
+    """Texts -> token ids, without special tokens."""
+    eos_id: int
+    pad_id: int
+    source: dict[str, Any]
+
+
+def load_causal_lm(spec: str, seed: int = 0) -> CausalLM:
+    """The model, its text encoder (no special tokens), EOS/pad ids, and its provenance."""
     if spec == TINY_RANDOM:
-        return tiny_random_llama(seed), ByteTokenizer(), {"spec": spec, "seed": seed}
+        return CausalLM(tiny_random_llama(seed), ByteTokenizer(), ByteTokenizer.eos_id, ByteTokenizer.pad_id,
+                        {"spec": spec, "seed": seed})
     folder, source = resolve(spec)
     offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -165,16 +182,20 @@ def load_causal_lm(spec: str, seed: int = 0) -> tuple[torch.nn.Module, Callable[
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         raise AlignrecError(f"{folder}: not a loadable causal LM folder ({exc})") from None
+    if tokenizer.eos_token_id is None:
+        raise AlignrecError(f"{folder}: the tokenizer has no EOS token; set eos_token in tokenizer_config.json")
 
     def encode(texts: list[str]) -> list[list[int]]:
         return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-    return model, encode, source
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return CausalLM(model, encode, int(tokenizer.eos_token_id), int(pad), source)
 
 
 def load_backbone(spec: str, seed: int = 0) -> Backbone:
     """Just the tokenizer and the input-embedding matrix of ``spec``."""
-    model, encode, source = load_causal_lm(spec, seed)
-    matrix = model.get_input_embeddings().weight.detach().float().clone()
+    llm = load_causal_lm(spec, seed)
+    matrix = llm.model.get_input_embeddings().weight.detach().float().clone()
+    encode, source = llm.encode, llm.source
     source = {**source, "vocab": int(matrix.shape[0]), "hidden": int(matrix.shape[1])}
     return Backbone(name=spec, embeddings=matrix, encode=encode, source=source)

@@ -1,0 +1,171 @@
+"""Trie-constrained beam search: a history prompt -> the top-k real items with scores.
+
+Why not ``generate(prefix_allowed_tokens_fn=...)`` (LC-Rec, MiniOneRec): it prefills
+every prompt once per beam and calls a Python function per beam per step. Here each
+prompt is prefilled once, its KV cache is copied to the beams by index, and every step
+restricts the logits with tensor lookups into the compiled :class:`CodeTrie`. The
+search is the same as transformers' beam search with ``length_penalty=0`` (at each
+level keep the ``beams`` best prefixes by summed log-probability over the full
+vocabulary), so the results match it; no prefix outside the trie can ever be kept.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Collection, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from alignrec.decode.trie import CodeTrie
+from alignrec.errors import AlignrecError
+
+
+def constrained_beam_search(
+    model: torch.nn.Module,
+    prompts: list[list[int]],
+    trie: CodeTrie,
+    *,
+    beams: int,
+    k: int,
+    pad_token_id: int,
+    exclude: Sequence[Collection[int]] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Items [len(prompts), k] int64 and their scores [len(prompts), k] float32, best first.
+
+    A score is the sum of the log-probabilities of the item's code tokens after the
+    prompt. ``exclude[i]`` are item ids never to return for prompt ``i``. Rows hold -1
+    (score -inf) only where fewer than ``k`` items are left to recommend.
+    """
+    if beams < 1 or not 1 <= k <= beams:
+        raise AlignrecError(f"beam search: need 1 <= k <= beams, got k={k}, beams={beams}; raise beams or lower k")
+    if batch_size < 1:
+        raise AlignrecError(f"beam search: batch_size must be >= 1, got {batch_size}")
+    if exclude is not None and len(exclude) != len(prompts):
+        raise AlignrecError(f"beam search: exclude has {len(exclude)} rows for {len(prompts)} prompts")
+    empty = [i for i, prompt in enumerate(prompts) if len(prompt) == 0]
+    if empty:
+        raise AlignrecError(f"beam search: prompt {empty[0]} is empty; every prompt needs at least one token")
+    items = np.full((len(prompts), k), -1, dtype=np.int64)
+    scores = np.full((len(prompts), k), -np.inf, dtype=np.float32)
+    device = next(model.parameters()).device
+    on_device = trie.to(device)
+    # Prompts of similar length share a batch: less padding to compute.
+    order = np.argsort([len(prompt) for prompt in prompts], kind="stable")
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for rows in tqdm(batches, desc="beam search", unit="batch", disable=not progress, leave=False):
+                if exclude is None:
+                    alive = on_device.leaf_count.expand(len(rows), -1)
+                else:
+                    alive = on_device.alive_counts([exclude[row] for row in rows])
+                found, found_scores = _search(model, [prompts[row] for row in rows], on_device, alive,
+                                              beams, pad_token_id)
+                items[rows] = found[:, :k].cpu().numpy()
+                scores[rows] = found_scores[:, :k].float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return items, scores
+
+
+def left_pad(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [P, longest] padded on the left, and the attention mask (1 = real token)."""
+    width = max(len(prompt) for prompt in prompts)
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.int64)
+    mask = torch.zeros((len(prompts), width), dtype=torch.int64)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.as_tensor(prompt, dtype=torch.int64)
+        mask[row, width - len(prompt) :] = 1
+    return input_ids, mask
+
+
+def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
+    """The model's cache keyword (``cache`` from transformers 5.x, else ``past_key_values``)
+    and whether it can compute logits for the last position only."""
+    params = inspect.signature(model.forward).parameters
+    return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
+
+
+def _search(
+    model: torch.nn.Module,
+    prompts: list[list[int]],
+    trie: CodeTrie,
+    alive: torch.Tensor,
+    beams: int,
+    pad_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch: items [P, beams] (-1 where no item) and scores [P, beams], best first."""
+    from transformers import DynamicCache
+
+    device = trie.children.device
+    batch = len(prompts)
+    input_ids, mask = (t.to(device) for t in left_pad(prompts, pad_token_id))
+    lengths = mask.sum(dim=1)
+    # Left padding: positions count real tokens only, as generate() computes them.
+    positions = (mask.cumsum(dim=1) - 1).masked_fill(mask == 0, 1)
+    cache_name, last_only = _forward_names(model)
+    cache = DynamicCache(config=model.config)
+    extra = {"logits_to_keep": 1} if last_only else {}
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                **{cache_name: cache}, **extra)
+    logits = out.logits[:, -1, :].float()
+    if trie.max_token_id >= logits.shape[-1]:
+        raise AlignrecError(
+            f"beam search: code token id {trie.max_token_id} is outside the model's vocabulary "
+            f"({logits.shape[-1]}); add the code tokens to the model first"
+        )
+
+    size, dead = trie.codebook_size, trie.dead
+    node = torch.zeros((batch, 1), dtype=torch.int64, device=device)  # every prompt starts at the root
+    # A prompt whose every item is excluded has no live beam from the start.
+    score = torch.where(alive[:, :1] > 0, 0.0, -torch.inf).float()
+    rows = torch.arange(batch, device=device)[:, None]
+    for level in range(trie.levels):
+        tokens = trie.code_token_ids[level]
+        log_probs = logits[:, tokens] - logits.logsumexp(dim=-1, keepdim=True)  # [batch * live, K]
+        child = trie.children[node]  # [batch, live, K]
+        valid = alive.gather(1, child.flatten(1)).view_as(child) > 0
+        stuck = torch.isfinite(score) & ~valid.any(dim=-1)
+        if stuck.any():
+            row, beam = (int(i) for i in stuck.nonzero()[0])
+            raise AlignrecError(
+                f"beam search: prompt {row}, beam {beam} has no valid code at level {level}; "
+                "the trie is inconsistent (rebuild it with CodeTrie.build)"
+            )
+        candidates = torch.where(valid, score[..., None] + log_probs.view_as(child), -torch.inf).flatten(1)
+        if torch.isnan(candidates).any():
+            raise AlignrecError(f"beam search: the model gave NaN log-probabilities at level {level}")
+        keep = min(beams, candidates.shape[1])
+        score, picked = candidates.topk(keep, dim=1)
+        source, code = picked // size, picked % size
+        node = torch.where(torch.isfinite(score), child.flatten(1).gather(1, picked), dead)
+        if keep < beams:  # fewer candidates than beams: the rest are dead beams
+            fill = beams - keep
+            score = torch.cat([score, score.new_full((batch, fill), -torch.inf)], dim=1)
+            node = torch.cat([node, node.new_full((batch, fill), dead)], dim=1)
+            source = torch.cat([source, source.new_zeros((batch, fill))], dim=1)
+            code = torch.cat([code, code.new_zeros((batch, fill))], dim=1)
+        if level == trie.levels - 1:
+            break
+        # Move each beam's KV cache to its new slot (the first time, copy the prompt's), feed its code.
+        width_before = 1 if level == 0 else beams
+        cache.reorder_cache((rows * width_before + source).flatten())
+        if level == 0:
+            mask = mask.repeat_interleave(beams, dim=0)
+            lengths = lengths.repeat_interleave(beams)
+        mask = torch.cat([mask, mask.new_ones((batch * beams, 1))], dim=1)
+        out = model(input_ids=tokens[code].view(-1, 1), attention_mask=mask,
+                    position_ids=(lengths + level)[:, None], use_cache=True, **{cache_name: cache})
+        logits = out.logits[:, -1, :].float()
+
+    items = trie.leaf_item[node]
+    live = torch.isfinite(score)
+    if (items[live] < 0).any():
+        raise AlignrecError("beam search: a finished beam is not an item; the trie is inconsistent")
+    return torch.where(live, items, -1), score

@@ -1,0 +1,75 @@
+"""Score saved rankings on a fixed subset of test users, with 95% confidence intervals.
+
+LLM decoding is too slow on CPU for every user, so the LLM is ranked on a seeded
+subset; to compare fairly, every other model's saved rankings are scored on the same
+users. Recall@K is a mean of 0/1 hits: its interval is the normal approximation
+``p +- 1.96 sqrt(p (1 - p) / n)``; NDCG@K's uses the sample standard deviation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alignrec.data.dataset import SequenceDataset
+from alignrec.data.split import history, targets
+from alignrec.eval.metrics import target_rank
+from alignrec.eval.predictions import read_predictions
+from alignrec.eval.ranking import clean_ranking
+
+Z95 = 1.959964
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of the 95% normal-approximation interval."""
+    n = len(values)
+    mean = float(values.mean()) if n else 0.0
+    spread = float(values.std(ddof=1)) if n > 1 else 0.0
+    return mean, Z95 * spread / math.sqrt(n) if n else 0.0
+
+
+def subset_scores(
+    dataset: SequenceDataset, rankings: dict[int, Sequence[int]], users: np.ndarray, ks: Sequence[int],
+    exclude_history: bool = True,
+) -> dict[str, tuple[float, float]]:
+    """metric@k -> (mean, 95% half-width) over ``users`` (test split)."""
+    goal = targets(dataset, users, "test")
+    ranks = []
+    for user, target in zip(users.tolist(), goal.tolist(), strict=True):
+        seen = history(dataset, user, "test") if exclude_history else ()
+        ranks.append(target_rank(clean_ranking(rankings.get(user, []), seen, max(ks)), target))
+    rank = np.asarray(ranks)
+    scores = {}
+    for k in ks:
+        hit = (rank > 0) & (rank <= k)
+        scores[f"recall@{k}"] = interval(hit.astype(float))
+        scores[f"ndcg@{k}"] = interval(np.where(hit, 1 / np.log2(rank + 1), 0.0))
+    return scores
+
+
+def score_runs_on_subset(
+    dataset: SequenceDataset, run_dirs: Sequence[Path], users: np.ndarray, ks: Sequence[int],
+    exclude_history: bool = True,
+) -> list[dict[str, Any]]:
+    """Each run's ``rankings_test.jsonl`` scored on ``users``."""
+    rows = []
+    for run in run_dirs:
+        rankings = read_predictions(run / "rankings_test.jsonl", dataset)
+        rows.append({"model": run.name, "users": int(len(users)),
+                     "scores": subset_scores(dataset, rankings, users, ks, exclude_history)})
+    return rows
+
+
+def subset_markdown(rows: list[dict[str, Any]], columns: Sequence[str] = ("recall@10", "ndcg@10", "recall@20")) -> str:
+    present = [c for c in columns if rows and c in rows[0]["scores"]]
+    columns = present or list(rows[0]["scores"])[:3] if rows else columns
+    lines = ["| model | users | " + " | ".join(f"{c} (95% CI)" for c in columns) + " |",
+             "|" + "---|" * (len(columns) + 2)]
+    for row in rows:
+        cells = [f"{row['scores'][c][0]:.4f} ± {row['scores'][c][1]:.4f}" for c in columns]
+        lines.append(f"| {row['model']} | {row['users']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

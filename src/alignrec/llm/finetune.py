@@ -1,0 +1,424 @@
+"""Fine-tune the LLM on the alignment tasks: LoRA on the backbone + the new code-token rows.
+
+Built on transformers' Trainer (checkpoints, resume, gradient accumulation, bf16
+autocast, DDP under ``torchrun``) and peft (LoRA; ``trainable_token_indices``
+trains only the code tokens' rows, in the output head too when it is tied).
+What we add: a loss that computes logits only where a label follows and records
+each task's loss, a wall-time budget that survives resumes, a CSV log with
+tokens/s, and a validation Recall@10 by constrained beam search on a fixed user subset.
+
+::
+
+    RUN_DIR/
+      config.yaml            resolved config
+      tasks.json             examples per task, skipped tasks and why
+      checkpoints/           Trainer checkpoints (resume from the newest)
+      train_log.csv          step, loss, loss per task, tokens/s, validation Recall@10 / NDCG@10
+      task_loss.png          per-task loss curves + validation Recall@10
+      model/                 adapter (LoRA + code rows) and vocab.json
+      train_summary.json     time, tokens/s, examples/s, peak memory
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+
+from alignrec.config import LLMConfig
+from alignrec.data.dataset import SequenceDataset
+from alignrec.data.split import eval_users, history, targets
+from alignrec.errors import AlignrecError
+from alignrec.eval.metrics import ndcg_at, recall_at, target_rank
+from alignrec.io import atomic_open, read_json, write_json
+from alignrec.llm.backbone import load_causal_lm
+from alignrec.llm.encoding import IGNORE, ExampleEncoder, PackedDataset, collate, pack
+from alignrec.llm.tasks import TASKS, build_mixture
+from alignrec.llm.tasks.context import TaskContext
+from alignrec.llm.vocab import CodeVocabulary, add_code_tokens, ties_embeddings
+from alignrec.tokenize.artifacts import TokenizerArtifact
+
+console = Console(stderr=True)
+TASK_NAMES = tuple(TASKS)
+TIME_FILE = "alignrec_time.json"
+
+
+@dataclass
+class PreparedModel:
+    model: torch.nn.Module
+    """A peft model: LoRA adapters + trainable code-token rows."""
+    vocab: CodeVocabulary
+    encoder: ExampleEncoder
+    pad_id: int
+    source: dict[str, Any]
+
+
+def prepare_model(config: LLMConfig, artifact: TokenizerArtifact, seed: int) -> PreparedModel:
+    from peft import LoraConfig, get_peft_model
+
+    llm = load_causal_lm(config.backbone, seed)
+    model = llm.model
+    vocab = add_code_tokens(model, artifact.tokens, artifact.levels, artifact.codebook_size,
+                            config.token_init, artifact.token_embeddings, seed)
+    new_rows = list(range(vocab.base_vocab, vocab.base_vocab + vocab.size))
+    # Tied heads follow the embedding adapter automatically; an untied head needs its own rows.
+    token_rows: list[int] | dict[str, list[int]] = (
+        new_rows if ties_embeddings(model) else {"embed_tokens": new_rows, "lm_head": new_rows}
+    )
+    lora = LoraConfig(
+        r=config.lora.rank, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules, trainable_token_indices=token_rows, task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, lora)
+    encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
+    return PreparedModel(peft_model, vocab, encoder, llm.pad_id, llm.source)
+
+
+def check_artifact_matches(dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path) -> None:
+    if len(artifact.item_ids) != dataset.num_items or any(
+        str(a) != str(b) for a, b in zip(artifact.item_ids, dataset.item_ids, strict=True)
+    ):
+        raise AlignrecError(
+            f"{tokens_dir}: its items are not the dataset's ({len(artifact.item_ids)} vs {dataset.num_items}); "
+            "tokenize this prepared dataset with `alignrec tokenize --data DIR ...`"
+        )
+
+
+def task_losses(
+    logits: torch.Tensor, labels: torch.Tensor, tasks: torch.Tensor
+) -> tuple[torch.Tensor, dict[int, tuple[float, int]]]:
+    """Token-level cross-entropy summed, and per task (sum, count)."""
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="none")
+    flat_tasks = tasks.flatten()
+    per_task = {}
+    for task in flat_tasks.unique().tolist():
+        if task >= 0:
+            chosen = flat_tasks == task
+            per_task[task] = (float(ce[chosen].detach().sum()), int(chosen.sum()))
+    return ce.sum(), per_task
+
+
+def labelled_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits only at positions followed by a label (the vocabulary projection is a large share of the cost)."""
+    next_labels = batch["labels"][:, 1:]
+    keep = (next_labels != IGNORE).any(0).nonzero().squeeze(1)
+    output = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
+                   logits_to_keep=keep)
+    return output.logits, next_labels[:, keep], batch["tasks"][:, 1:][:, keep]
+
+
+def make_trainer_class():  # noqa: ANN202 - the class is built lazily: transformers is slow to import
+    from transformers import Trainer
+
+    class AlignmentTrainer(Trainer):
+        """Trainer whose loss keeps per-task sums for the log."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.task_sums: dict[int, list[float]] = {}
+            self.tokens_seen = 0
+            self.examples_seen = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
+            logits, labels, tasks = labelled_forward(model, inputs)
+            total, per_task = task_losses(logits, labels, tasks)
+            for task, (value, count) in per_task.items():
+                sums = self.task_sums.setdefault(task, [0.0, 0])
+                sums[0] += value
+                sums[1] += count
+            self.tokens_seen += int(inputs["num_tokens"])
+            self.examples_seen += int(inputs["num_examples"])
+            count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE).sum()
+            loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
+            return (loss, logits) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "loss" in logs:
+                for task, (value, count) in sorted(self.task_sums.items()):
+                    logs[f"loss_{TASK_NAMES[task]}"] = value / max(count, 1)
+                self.task_sums.clear()
+            super().log(logs, start_time)
+
+    return AlignmentTrainer
+
+
+def subset_users(dataset: SequenceDataset, count: int, seed: int) -> np.ndarray:
+    """A fixed, seeded subset of evaluable users (sorted), the same for every model and run."""
+    users = eval_users(dataset)
+    if count <= 0 or count >= len(users):
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=count, replace=False))
+
+
+def subset_metrics(
+    recommend, dataset: SequenceDataset, users: np.ndarray, split: str, k: int = 10
+) -> dict[str, float]:
+    """Recall@k and NDCG@k of ``recommend(histories, k)`` on ``users`` (history items excluded)."""
+    histories = [history(dataset, int(u), split) for u in users]
+    items, _ = recommend(histories, k)
+    ranks = np.array([target_rank(row.tolist(), int(t)) for row, t in zip(items, targets(dataset, users, split), strict=True)])
+    return {f"recall@{k}": recall_at(ranks, k), f"ndcg@{k}": ndcg_at(ranks, k)}
+
+
+def make_callbacks(out: Path, config: LLMConfig, evaluate):  # noqa: ANN201 - lazily built TrainerCallbacks
+    from transformers import TrainerCallback
+
+    class Budget(TrainerCallback):
+        """Stops after ``max_minutes`` of training, counted across resumes; saves before stopping."""
+
+        def __init__(self) -> None:
+            self.before = 0.0
+            self.started = time.perf_counter()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            latest = latest_checkpoint(out / "checkpoints")
+            self.before = read_json(latest / TIME_FILE)["train_s"] if latest and (latest / TIME_FILE).is_file() else 0.0
+            self.started = time.perf_counter()
+
+        def elapsed(self) -> float:
+            return self.before + time.perf_counter() - self.started
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if config.max_minutes and self.elapsed() >= config.max_minutes * 60:
+                control.should_training_stop = True
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir() and state.is_world_process_zero:
+                write_json(folder / TIME_FILE, {"train_s": self.elapsed()})
+
+    class Log(TrainerCallback):
+        """train_log.csv (rank 0): one row per logging step; validation metrics when evaluated."""
+
+        def __init__(self, budget: Budget) -> None:
+            self.budget = budget
+            self.trainer = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            # the starting point of the validation curve (not on a resume: it was logged then)
+            if state.is_world_process_zero and state.global_step == 0 and config.eval_steps:
+                append_log(out / "train_log.csv", {"step": 0, "elapsed_s": 0.0,
+                                                   **{f"valid_{k}": v for k, v in evaluate().items()}}, 0)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            row = {"step": state.global_step, "elapsed_s": round(self.budget.elapsed(), 1), **logs}
+            if self.trainer is not None:
+                row["tokens_per_s"] = self.trainer.tokens_seen / max(time.perf_counter() - self.budget.started, 1e-9)
+            if config.eval_steps and state.global_step % config.eval_steps == 0:
+                row.update({f"valid_{k}": v for k, v in evaluate().items()})
+            append_log(out / "train_log.csv", row, state.global_step)
+
+    budget = Budget()
+    return budget, Log(budget)
+
+
+LOG_COLUMNS = ("step", "elapsed_s", "loss", "learning_rate", "grad_norm", "tokens_per_s",
+               *(f"loss_{t}" for t in TASK_NAMES), "valid_recall@10", "valid_ndcg@10")
+
+
+def append_log(path: Path, row: dict[str, Any], step: int) -> None:
+    """Append a row, first dropping rows at or after ``step`` (left by an interrupted run)."""
+    rows = []
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r["step"]) < step]
+    rows.append({k: row.get(k, "") for k in LOG_COLUMNS})
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def final_validation(out: Path, step: int, evaluate) -> dict[str, float]:  # noqa: ANN001
+    """The last step's validation metrics: from the log when that step was just evaluated, else computed."""
+    if (out / "train_log.csv").is_file():
+        with open(out / "train_log.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and int(rows[-1]["step"]) == step and rows[-1].get("valid_recall@10"):
+            return {k[len("valid_"):]: float(v) for k, v in rows[-1].items() if k.startswith("valid_") and v}
+    return evaluate()
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def plot_task_losses(out: Path) -> None:
+    """task_loss.png: each task's training loss against steps, and validation Recall@10."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not (out / "train_log.csv").is_file():
+        return
+    with open(out / "train_log.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for task in TASK_NAMES:
+        points = [(int(r["step"]), float(r[f"loss_{task}"])) for r in rows if r.get(f"loss_{task}")]
+        if points:
+            left.plot(*zip(*points, strict=True), label=task)
+    left.set(xlabel="optimiser step", ylabel="token cross-entropy", title="training loss per task", yscale="log")
+    left.legend(fontsize=7)
+    valid = [(int(r["step"]), float(r["valid_recall@10"])) for r in rows if r.get("valid_recall@10")]
+    if valid:
+        right.plot(*zip(*valid, strict=True), marker="o")
+    right.set(xlabel="optimiser step", ylabel="Recall@10", title="validation Recall@10 (user subset)")
+    fig.tight_layout()
+    with atomic_open(out / "task_loss.png", "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+
+
+def training_rows(dataset: SequenceDataset, prepared: PreparedModel, config: LLMConfig, seed: int):  # noqa: ANN201
+    """The weighted task mixture, encoded and packed; and the mixture's report."""
+    context = TaskContext.from_dataset(dataset, config.history, config.negatives, config.history_titles)
+    mixture = build_mixture(context, config.tasks, seed)
+    if not mixture.examples:
+        raise AlignrecError("llm.tasks: no task produced examples; enable at least llm.tasks.sequential")
+    encoded = prepared.encoder.encode(mixture.examples)
+    rows = pack(encoded, config.max_tokens)
+    report = {
+        "examples": mixture.counts,
+        "skipped": mixture.skipped,
+        "tokens": int(sum(len(e.input_ids) for e in encoded)),
+        "target_tokens": int(sum(int((e.labels != IGNORE).sum()) for e in encoded)),
+        "packed_rows": len(rows),
+        "max_tokens": config.max_tokens,
+    }
+    return rows, report
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def train_llm(
+    dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path, config: LLMConfig, out: Path, seed: int
+) -> dict[str, Any]:
+    """Fine-tune, resuming from ``out/checkpoints`` when it holds one; returns the training summary."""
+    from transformers import TrainingArguments, set_seed
+
+    check_artifact_matches(dataset, artifact, tokens_dir)
+    if config.eval_steps and config.eval_steps % config.log_steps:
+        raise AlignrecError(f"llm.eval_steps={config.eval_steps} must be a multiple of llm.log_steps={config.log_steps}")
+    rank, world_size = world()
+    set_seed(seed)
+    prepared = prepare_model(config, artifact, seed)
+    rows, report = training_rows(dataset, prepared, config, seed)
+    if rank == 0:
+        for name, why in report["skipped"].items():
+            console.print(f"[yellow]note[/]: task {name} skipped: {why}")
+        write_json(out / "tasks.json", report)
+    from alignrec.decode.trie import CodeTrie
+    from alignrec.llm.recommender import LLMRecommender
+
+    trie = CodeTrie.build(artifact.codes, prepared.vocab.token_ids)
+    recommender = LLMRecommender(prepared.model, prepared.encoder, trie, prepared.pad_id, config.history,
+                                 config.beams, config.decode_batch_size, config.bf16)
+    users = subset_users(dataset, config.eval_users, seed)
+    budget, log = make_callbacks(out, config, lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup_ratio,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps if config.max_steps > 0 else -1,
+        logging_steps=config.log_steps,
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        bf16=config.bf16,
+        use_cpu=True,
+        seed=seed,
+        data_seed=seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        average_tokens_across_devices=False,
+        ddp_backend="gloo" if world_size > 1 else None,
+        disable_tqdm=rank != 0,
+    )
+    trainer = make_trainer_class()(
+        model=prepared.model,
+        args=args,
+        train_dataset=PackedDataset(rows),
+        data_collator=lambda batch: collate(batch, prepared.pad_id),
+        callbacks=[budget, log],
+    )
+    log.trainer = trainer
+    resume = latest_checkpoint(out / "checkpoints")
+    if resume is not None and rank == 0:
+        console.print(f"[dim]resuming from {resume}[/]")
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    wall = time.perf_counter() - started
+    summary: dict[str, Any] = {}
+    if rank == 0:
+        trainer.model.save_pretrained(out / "model")
+        write_json(out / "model" / "vocab.json", {
+            "base_vocab": prepared.vocab.base_vocab, "levels": prepared.vocab.levels,
+            "codebook_size": prepared.vocab.codebook_size, "names": list(prepared.vocab.names),
+            "backbone": prepared.source, "token_init": config.token_init, "pad_id": prepared.pad_id,
+        })
+        final = final_validation(out, trainer.state.global_step,
+                                 lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
+        if not config.eval_steps:
+            final = {}
+        summary = {
+            "steps": trainer.state.global_step,
+            "train_s": budget.elapsed(),
+            "wall_s_this_process": wall,
+            "tokens_per_s": trainer.tokens_seen / max(wall, 1e-9),
+            "examples_per_s": trainer.examples_seen / max(wall, 1e-9),
+            "train_loss": result.training_loss,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "world_size": world_size,
+            "valid_subset_users": int(len(users)),
+            **{f"valid_subset_{k}": v for k, v in final.items()},
+            "tasks": report,
+        }
+        write_json(out / "train_summary.json", summary)
+        plot_task_losses(out)
+    return summary
+
+
+def load_finetuned(run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int):  # noqa: ANN201
+    """The fine-tuned recommender from ``run_dir/model`` (LoRA and code rows merged for speed)."""
+    from peft import PeftModel
+
+    from alignrec.decode.trie import CodeTrie
+    from alignrec.llm.recommender import LLMRecommender
+
+    folder = run_dir / "model"
+    if not (folder / "vocab.json").is_file():
+        raise AlignrecError(f"{run_dir}: no fine-tuned model (model/vocab.json); train it with `alignrec train llm`")
+    saved = read_json(folder / "vocab.json")
+    llm = load_causal_lm(config.backbone, seed)
+    vocab = add_code_tokens(llm.model, artifact.tokens, artifact.levels, artifact.codebook_size, "random", seed=seed)
+    if (vocab.base_vocab, vocab.levels, vocab.codebook_size) != (saved["base_vocab"], saved["levels"], saved["codebook_size"]):
+        raise AlignrecError(f"{folder / 'vocab.json'}: made with another backbone or tokenizer than llm.backbone / --tokens")
+    model = PeftModel.from_pretrained(llm.model, folder).merge_and_unload().eval()
+    encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
+    trie = CodeTrie.build(artifact.codes, vocab.token_ids)
+    return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size,
+                          config.bf16)

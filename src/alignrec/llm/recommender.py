@@ -1,0 +1,60 @@
+"""The fine-tuned LLM as a recommender: history -> prompt -> trie-constrained beam search -> top-K items."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from alignrec.decode.beam import constrained_beam_search
+from alignrec.decode.trie import CodeTrie
+from alignrec.llm.encoding import ExampleEncoder
+from alignrec.llm.tasks.sequential import recommendation_prompt
+
+
+class LLMRecommender:
+    name = "llm"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        encoder: ExampleEncoder,
+        trie: CodeTrie,
+        pad_id: int,
+        history: int,
+        beams: int,
+        batch_size: int = 8,
+        bf16: bool = False,
+    ) -> None:
+        self.model = model
+        self.encoder = encoder
+        self.trie = trie
+        self.pad_id = pad_id
+        self.history = history
+        self.beams = beams
+        self.batch_size = batch_size
+        self.bf16 = bf16
+
+    def prompts(self, histories: list[np.ndarray]) -> list[list[int]]:
+        return [self.encoder.prompt_ids(recommendation_prompt(h, self.history)) for h in histories]
+
+    def recommend(
+        self, histories: list[np.ndarray], k: int, exclude_history: bool = True, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Internal item ids [B, k] (-1 pads) and scores (sum of code log-probs), best first."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                return constrained_beam_search(
+                    self.model,
+                    self.prompts(histories),
+                    self.trie,
+                    beams=max(self.beams, k),
+                    k=k,
+                    pad_token_id=self.pad_id,
+                    exclude=[np.asarray(h) for h in histories] if exclude_history else None,
+                    batch_size=self.batch_size,
+                    progress=progress,
+                )
+        finally:
+            self.model.train(was_training)

@@ -1,0 +1,91 @@
+"""Fine-tuning on the tiny Llama: the loss falls, a crash resumes to the same weights, torchrun runs it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import alignrec.llm.finetune as finetune
+from alignrec.data.dataset import SequenceDataset
+from alignrec.io import read_json
+from alignrec.llm.finetune import train_llm
+from tests.llm.conftest import tiny_llm_config
+
+
+def log_rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "train_log.csv", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_lowers_the_loss_and_logs_each_task(cyclic: SequenceDataset, tiny_tokens, tmp_path: Path) -> None:
+    artifact, tokens = tiny_tokens
+    config = tiny_llm_config(max_steps=30, lr=0.01, log_steps=5, eval_steps=15, save_steps=100)
+    summary = train_llm(cyclic, artifact, tokens, config, tmp_path / "run", seed=0)
+    rows = log_rows(tmp_path / "run")
+    assert rows[0]["step"] == "0" and rows[0]["valid_recall@10"] != ""  # the curve's starting point
+    trained = [r for r in rows if r["loss"]]
+    assert float(trained[-1]["loss"]) < 0.8 * float(trained[0]["loss"])
+    assert trained[0]["loss_sequential"] and trained[0]["loss_negative"] and not trained[0]["loss_item_to_text"]
+    assert rows[-1]["valid_recall@10"] != ""
+    assert summary["tokens_per_s"] > 0 and summary["steps"] == 30
+    assert read_json(tmp_path / "run" / "tasks.json")["skipped"]["preference"].startswith("the dataset has no")
+    assert (tmp_path / "run" / "task_loss.png").stat().st_size > 0
+
+
+def test_a_crash_resumes_to_the_uninterrupted_weights(
+    cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact, tokens = tiny_tokens
+    config = tiny_llm_config(max_steps=8, save_steps=4, eval_steps=0)
+    train_llm(cyclic, artifact, tokens, config, tmp_path / "straight", seed=0)
+
+    calls = {"n": 0}
+    real = finetune.task_losses
+
+    def crash_after_six_steps(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "task_losses", crash_after_six_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train_llm(cyclic, artifact, tokens, config, tmp_path / "resumed", seed=0)
+    assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-4").is_dir()
+    calls["n"] = -100  # counts the resumed run's steps from here without crashing
+    train_llm(cyclic, artifact, tokens, config, tmp_path / "resumed", seed=0)
+    assert calls["n"] == -100 + 4  # only steps 5..8 ran again
+
+    straight = load_file(tmp_path / "straight" / "model" / "adapter_model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model" / "adapter_model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.allclose(straight[name], resumed[name], atol=1e-6), name
+    steps = [int(r["step"]) for r in log_rows(tmp_path / "resumed")]
+    assert steps == sorted(set(steps))  # no step logged twice
+
+
+def test_torchrun_two_processes(cyclic: SequenceDataset, tiny_tokens, tmp_path: Path) -> None:
+    _, tokens = tiny_tokens
+    cyclic.save(tmp_path / "data")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    settings = ["llm.backbone=tiny-random", "llm.bf16=false", "llm.max_steps=4", "llm.save_steps=2",
+                "llm.log_steps=2", "llm.eval_steps=0", "llm.history=5", "llm.batch_size=2", "llm.max_tokens=128",
+                "llm.beams=10", "llm.test_users=8", "eval.ks=[1,5,10]"]
+    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "alignrec.cli", "train", "llm",
+               "--data", str(tmp_path / "data"), "--tokens", str(tokens), "--out", str(tmp_path / "run")]
+    for setting in settings:
+        command += ["--set", setting]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_json(tmp_path / "run" / "train_summary.json")["world_size"] == 2
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["num_users"] == 8 and metrics["diagnostics"]["invalid_item_share"] == 0.0
