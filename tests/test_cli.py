@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from alignrec.cli import EXIT_USER_ERROR, main
@@ -192,6 +193,13 @@ def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, cap
     assert "tokenize: done earlier" not in err  # the llm stage was skipped whole, tokens were not needed
     assert "llm: done earlier, skipped" in err
     assert read_json(run / "llm" / "metrics.json")["metrics"] == metrics["metrics"]
+    # the serving registry loads the same run's LLM
+    from alignrec.serve.recommender import load_recommender
+
+    llm = load_recommender(run, "llm")
+    items, scores = llm.recommend([np.array([0, 1, 2]), np.array([5])], 3)
+    assert items.shape == (2, 3) and (items >= 0).all() and not np.isin(items[0], [0, 1, 2]).any()
+    assert (np.diff(scores, axis=1) <= 0).all()
 
 
 def test_precompute_then_list_and_activate_snapshots(lcrec_dir, tmp_path, capsys) -> None:

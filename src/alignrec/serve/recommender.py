@@ -114,6 +114,20 @@ def _load_sasrec(run_dir: Path, dataset: SequenceDataset) -> SASRecRecommender:
     return SASRecRecommender(model)
 
 
+def _load_llm(run_dir: Path, dataset: SequenceDataset) -> TopKRecommender:
+    """The fine-tuned LLM of an ``alignrec run`` directory (``llm/``, ``tokens/``, ``config.yaml``)."""
+    from alignrec.config import load_config
+    from alignrec.llm.finetune import load_finetuned
+    from alignrec.tokenize.artifacts import load_artifact
+
+    config = load_config(run_dir / "config.yaml")
+    return load_finetuned(run_dir / "llm", load_artifact(run_dir / "tokens"), config.llm, config.seed)
+
+
+def _llm_files(run_dir: Path) -> list[Path]:
+    return [run_dir / "llm" / "model" / "adapter_model.safetensors", run_dir / "tokens" / "codes.json"]
+
+
 @dataclass(frozen=True)
 class RecommenderEntry:
     """How to load one kind of model from a run directory."""
@@ -126,6 +140,7 @@ class RecommenderEntry:
 _REGISTRY: dict[str, RecommenderEntry] = {
     "mostpop": RecommenderEntry(lambda run_dir, dataset: PopularityRecommender(dataset), lambda run_dir: []),
     "sasrec": RecommenderEntry(_load_sasrec, lambda run_dir: [_sasrec_folder(run_dir) / BEST]),
+    "llm": RecommenderEntry(_load_llm, _llm_files),
 }
 
 
