@@ -47,7 +47,7 @@ def test_evaluate_scores_a_predictions_file(lcrec_dir, tmp_path, capsys) -> None
 
 
 def test_run_pipeline_then_rerun_skips_finished_stages(lcrec_dir, tmp_path, capsys) -> None:
-    args = ["run", "--out", str(tmp_path / "run"),
+    args = ["run", "--out", str(tmp_path / "run"), "--set", "models=[mostpop, sasrec]",
             "--set", f"data.path={lcrec_dir}", "--set", "data.format=lcrec",
             "--set", "sasrec={hidden: 8, layers: 1, heads: 1, max_len: 10, epochs: 2, eval_every: 1}"]
     assert main(args) == 0

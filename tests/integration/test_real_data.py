@@ -60,12 +60,22 @@ def test_amazon_instruments_is_id_only_with_published_codes(tmp_path) -> None:
     assert ds.published_codes is not None and len(ds.published_codes) == 9_922
 
 
-def test_default_run_on_ml_100k_sasrec_beats_mostpop(tmp_path) -> None:
+def test_default_run_on_ml_100k_sasrec_beats_mostpop_and_the_llm_ranks_valid_items(tmp_path) -> None:
+    """The README's main job, shortened: real data, real SmolLM2 and MiniLM, two LLM steps."""
     out = tmp_path / "run"
     argv = ["run", "--config", "default", "--out", str(out),
-            "--set", "sasrec.epochs=16", "--set", "sasrec.eval_every=4"]
+            "--set", "sasrec.epochs=16", "--set", "sasrec.eval_every=4",
+            "--set", "tokenize.align.steps=50",
+            "--set", "llm.max_steps=2", "--set", "llm.eval_steps=0", "--set", "llm.test_users=16",
+            "--set", "llm.batch_size=2", "--set", "llm.max_tokens=256"]
     assert main(argv) == 0
     summary = read_json(out / "summary.json")
     sasrec, mostpop = summary["models"]["sasrec"], summary["models"]["mostpop"]
     assert sasrec["ndcg@10"] > mostpop["ndcg@10"]
     assert read_json(out / "sasrec" / "metrics.json")["diagnostics"]["invalid_item_share"] == 0.0
+    llm = read_json(out / "llm" / "metrics.json")
+    assert llm["num_users"] == 16 and llm["diagnostics"]["invalid_item_share"] == 0.0
+    assert llm["diagnostics"]["users_without_ranking"] == 0
+    assert set(read_json(out / "llm" / "tasks.json")["examples"]) == {
+        "sequential", "item_to_text", "text_to_item", "query_to_item", "preference", "negative"}
+    assert "fixed subset of 16" in (out / "comparison.md").read_text()
