@@ -112,6 +112,12 @@ def sequence_lengths(lengths: np.ndarray) -> Figure:
                label=f"mean {lengths.mean():.1f}")
     ax.set(xlabel="interactions per user" + (" (log scale)" if wide else ""), ylabel="users",
            title=f"sequence lengths of {len(lengths):,} users", xscale="log" if wide else "linear")
+    if wide:  # plain numbers at 1-2-5 steps instead of crowded 3x10^1-style minor labels
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

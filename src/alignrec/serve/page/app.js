@@ -28,14 +28,19 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-function codesNode(item, shared = 0) {
-  const span = el("span", { className: "codes" });
+// An item's codes as chips coloured by level: tokens (<a_12>), or just the numbers where room is short.
+function codesNode(item, { shared = 0, compact = false } = {}) {
+  const span = el("span", { className: compact ? "codes compact" : "codes" });
   if (!item.tokens) {
-    span.append(el("span", { className: "muted", textContent: "n/a" }));
+    span.append(el("span", { className: "muted", textContent: "n/a", title: "this run has no item codes" }));
     return span;
   }
   item.tokens.forEach((token, level) => {
-    span.append(el("span", { className: `code l${level}${level < shared ? " shared" : ""}`, textContent: token }));
+    span.append(el("span", {
+      className: `code l${level}${level < shared ? " shared" : ""}`,
+      textContent: compact ? item.codes[level] : token,
+      title: token,
+    }));
   });
   return span;
 }
@@ -111,7 +116,9 @@ async function searchItems() {
   const items = await api(`v1/items?limit=15&q=${encodeURIComponent(query)}`);
   const list = $("item-results");
   list.replaceChildren();
-  for (const item of items) list.append(el("li", {}, addButton(item), " ", titleLink(item), " ", codesNode(item)));
+  for (const item of items) {
+    list.append(el("li", {}, addButton(item), " ", titleLink(item), " ", codesNode(item, { compact: true })));
+  }
   if (!items.length) list.append(el("li", { className: "muted", textContent: "no title matches" }));
 }
 
@@ -130,7 +137,8 @@ async function showUser(userId) {
   const body = $("history").tBodies[0];
   body.replaceChildren();
   history.items.forEach((item, i) => {
-    body.append(el("tr", {}, el("td", { textContent: i + 1 }), el("td", {}, titleLink(item)), el("td", {}, codesNode(item))));
+    body.append(el("tr", {}, el("td", { textContent: i + 1 }), el("td", {}, titleLink(item)),
+      el("td", {}, codesNode(item, { compact: true }))));
   });
   const box = $("history-box");
   box.scrollTop = box.scrollHeight;  // the most recent items matter most to the next one
@@ -153,7 +161,7 @@ async function showItem(itemId) {
   body.replaceChildren();
   for (const n of item.neighbours) {
     body.append(el("tr", {}, el("td", { className: "num", textContent: n.shared_prefix }), el("td", {}, titleLink(n)),
-      el("td", {}, codesNode(n, n.shared_prefix)), el("td", { className: "num", textContent: n.distance.toFixed(2) })));
+      el("td", {}, codesNode(n, { shared: n.shared_prefix })), el("td", { className: "num", textContent: n.distance.toFixed(2) })));
   }
   $("neighbours").hidden = !item.codes;
   $("neighbours-note").textContent = item.codes
