@@ -212,6 +212,7 @@ def test_explore_endpoints_answer_with_titles_and_say_codes_are_missing(client, 
     info = client.get("/v1/info").json()
     assert info["users"] == 62 and info["items"] == 30 and info["snapshot"] == store.current() and info["k"] == 10
     assert info["codes"] is False and "codes unavailable" in info["codes_note"] and info["model"] == "sasrec"
+    assert info["live"] is True and info["live_error"] is None
     assert [u["user_id"] for u in client.get("/v1/users", params={"q": "u1", "limit": 2}).json()] == ["u1", "u10"]
     history = client.get("/v1/users/u1/history").json()
     assert history["user_id"] == "u1" and history["items"][0]["title"].startswith("Film ")

@@ -103,7 +103,7 @@ def page_of(browser: Browser) -> Iterator[Callable[[str], tuple[Page, list[str]]
         page.close()
 
 
-def test_pick_a_user_see_titles_and_codes_post_a_history(coded_run, tmp_path, serve_config, page_of) -> None:
+def test_pick_a_user_see_titles_and_codes_post_a_history(page_of, coded_run, tmp_path, serve_config) -> None:
     from playwright.sync_api import expect
 
     with serving(coded_run, tmp_path / "store.sqlite", serve_config) as base:
@@ -148,7 +148,7 @@ def test_pick_a_user_see_titles_and_codes_post_a_history(coded_run, tmp_path, se
         assert not problems, problems
 
 
-def test_a_run_without_tokens_says_codes_are_unavailable(run_dir, tmp_path, serve_config, page_of) -> None:
+def test_a_run_without_tokens_says_codes_are_unavailable(page_of, run_dir, tmp_path, serve_config) -> None:
     from playwright.sync_api import expect
 
     with serving(run_dir, tmp_path / "store.sqlite", serve_config) as base:

@@ -290,13 +290,14 @@ class ServiceInfo(ExploreInfo):
     k: int = Field(description="the largest k a request may ask for (the snapshot's K)")
     model: str = Field(description="the live model of POST /v1/recommendations")
     live: bool = Field(description="whether the live model is loaded")
+    live_error: str | None = Field(description="why the live model could not be loaded, if it could not")
 
 
 def service_info(state: Annotated[ServeState, Depends(_state)]) -> ServiceInfo:
     """The run, the snapshot and the live model: what the web page shows in its header."""
     active = state.active
     return ServiceInfo(**state.explorer.info().model_dump(), snapshot=active.id, k=active.k, model=state.model,
-                       live=state.live is not None)
+                       live=state.live is not None, live_error=state.live_error)
 
 
 Search = Annotated[str, Query(max_length=200, description="part of an id (users) or of a title or id (items)")]

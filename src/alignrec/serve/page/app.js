@@ -80,19 +80,27 @@ function setSource(badge, source) {
   }[source] || "";
 }
 
-async function loadInfo() {
-  const info = await api("v1/info");
-  state.info = info;
-  const live = info.live ? "loaded" : "loading";
+function showInfo(info) {
+  const live = info.live ? "loaded" : info.live_error ? `not loaded: ${info.live_error}` : "loading";
   $("run-info").textContent = `${info.dataset}: ${info.users.toLocaleString()} users, ${info.items.toLocaleString()} items, `
     + `${info.interactions.toLocaleString()} interactions · snapshot ${info.snapshot || "none (popularity fallback)"} (K=${info.k})`
     + ` · live model ${info.model} (${live})` + (info.codes ? ` · ${info.levels}-level item codes` : "");
   const note = $("codes-note");
   note.hidden = info.codes;
   note.textContent = info.codes_note || "";
+  if (!info.live && !info.live_error) {  // an LLM takes a while to load: say when it is ready
+    setTimeout(guarded(async () => showInfo(await api("v1/info"))), 3000);
+  }
+}
+
+async function loadInfo() {
+  const info = await api("v1/info");
+  state.info = info;
+  showInfo(info);
   const select = $("k");
   select.replaceChildren();
-  for (const k of [5, 10, 20, 50, 100].filter((k) => k <= info.k)) select.append(el("option", { value: k, textContent: k }));
+  const sizes = [...new Set([5, 10, 20, 50, 100, info.k])].filter((k) => k <= info.k).sort((a, b) => a - b);
+  for (const k of sizes) select.append(el("option", { value: k, textContent: k }));
   state.k = Math.min(10, info.k);
   select.value = String(state.k);
 }
