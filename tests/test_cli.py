@@ -53,7 +53,7 @@ def test_run_pipeline_then_rerun_skips_finished_stages(lcrec_dir, tmp_path, caps
     assert main(args) == 0
     summary = read_json(tmp_path / "run" / "summary.json")
     assert set(summary["models"]) == {"mostpop", "sasrec"}
-    for file in ["config.yaml", "comparison.md", "sasrec/metrics.json", "sasrec/training.png",
+    for file in ["config.yaml", "comparison.md", "report.html", "sasrec/metrics.json", "sasrec/training.png",
                  "sasrec/item_embeddings.npz", "mostpop/rankings_test.jsonl", "data/manifest.json"]:
         assert (tmp_path / "run" / file).is_file(), file
     first = read_json(tmp_path / "run" / "sasrec" / "metrics.json")["metrics"]
@@ -187,6 +187,8 @@ def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, cap
     assert metrics["num_users"] == 10 and metrics["diagnostics"]["invalid_item_share"] == 0.0
     comparison = (run / "comparison.md").read_text()
     assert "fixed subset of 10" in comparison and comparison.count("±") == 9  # 3 models x 3 columns
+    report = (run / "report.html").read_text()
+    assert "Skipped" not in report and report.count("data:image/png;base64,") == 5  # every section drawn
     capsys.readouterr()
     assert main(args) == 0
     err = capsys.readouterr().err

@@ -216,6 +216,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
         serve(state, args.host, args.port)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from alignrec.report.build import write_report
+
+    path, sections = write_report(args.run_dir, args.out)
+    for section in sections:
+        if section.skipped:
+            print(f"skipped {section.title}: {section.skipped}")
+    print(f"report: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alignrec", description="LLM recommender aligned with a collaborative model."
@@ -322,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set serve.live_timeout_s=0.5 (repeatable)")
     serve.set_defaults(handler=cmd_serve)
+
+    report = commands.add_parser("report", help="RUN_DIR/report.html: the run's plots on one page")
+    report.add_argument("run_dir", help="a run directory (alignrec run --out)")
+    report.add_argument("--out", help="where to write the page (default RUN_DIR/report.html)")
+    report.set_defaults(handler=cmd_report)
 
     run = commands.add_parser("run", help="the whole pipeline from a config file")
     run.add_argument("--config", default="default", help="YAML file or preset name (default: default)")

@@ -254,6 +254,9 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
         handle.write(markdown_table(rows) + "\n")
         if subset_table:
             handle.write("\n" + subset_table + "\n")
+    from alignrec.report.build import write_report
+
+    console.print(f"[bold]report[/]: {write_report(out)[0]}")
     return summary
 
 

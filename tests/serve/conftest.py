@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignrec.config import SASRecConfig, ServeConfig
+from alignrec.config import SASRecConfig, ServeConfig, TokenizeConfig
 from alignrec.train.sasrec import train_sasrec
 from tests.conftest import make_dataset
 
@@ -45,6 +45,26 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = SASRecConfig(hidden=16, layers=1, heads=1, ffn_mult=1, dropout=0.0, max_len=12, epochs=2,
                           eval_every=1, batch_size=32)
     train_sasrec(dataset, config, folder / "sasrec", seed=0, ks=[10], progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def coded_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``run_dir`` plus a tokens/ folder (2 levels of 8 codes from SASRec's item embeddings), as an LLM run has."""
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.tokenize.stage import tokenize_dataset
+
+    folder = tmp_path_factory.mktemp("coded_run")
+    for name in ("data", "sasrec"):
+        (folder / name).symlink_to(run_dir / name, target_is_directory=True)
+    config = TokenizeConfig(features="cf", levels=2, codebook_size=8, kmeans_iters=20)
+    config.align.llm, config.align.steps = "tiny-random", 5
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tokenize_dataset(SequenceDataset.load(folder / "data"), folder / "sasrec", config, 0, folder / "tokens")
+    finally:
+        torch.set_num_threads(threads)
     return folder
 
 

@@ -197,3 +197,54 @@ def test_a_snapshot_of_other_data_or_format_is_refused(store, serve_config, tmp_
     store.publish(current.id, {**current.meta, "format": 0})
     with pytest.raises(AlignrecError, match="format 0"):
         ServeState(tmp_path / "other", store, serve_config)
+
+
+def test_the_page_and_its_files_are_served_locally(client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="static/app.js"' in page.text and "http" not in page.text.split("<footer")[0]
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    assert client.get("/static/nothing.js").status_code == 404
+    assert "/" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_explore_endpoints_answer_with_titles_and_say_codes_are_missing(client, store) -> None:
+    info = client.get("/v1/info").json()
+    assert info["users"] == 62 and info["items"] == 30 and info["snapshot"] == store.current() and info["k"] == 10
+    assert info["codes"] is False and "codes unavailable" in info["codes_note"] and info["model"] == "sasrec"
+    assert info["live"] is True and info["live_error"] is None
+    assert [u["user_id"] for u in client.get("/v1/users", params={"q": "u1", "limit": 2}).json()] == ["u1", "u10"]
+    history = client.get("/v1/users/u1/history").json()
+    assert history["user_id"] == "u1" and history["items"][0]["title"].startswith("Film ")
+    found = client.get("/v1/items", params={"q": "film 2"}).json()
+    assert found[0]["title"] == "Film 2" and found[0]["codes"] is None
+    item = client.get("/v1/items/i2").json()
+    assert item["neighbours"] == [] and "codes unavailable" in item["codes_note"]
+
+
+def test_item_detail_with_codes_and_ids_holding_a_slash(coded_run, serve_config, tmp_path) -> None:
+    with open_store(f"sqlite:{tmp_path / 's.sqlite'}") as empty:
+        state = ServeState(coded_run, empty, serve_config, recommender=object())
+        with TestClient(create_app(state)) as coded:
+            item = coded.get("/v1/items/i2", params={"neighbours": 3}).json()
+            assert len(item["codes"]) == 2 and len(item["neighbours"]) == 3 and item["codes_note"] is None
+            assert coded.get("/v1/info").json()["levels"] == 2
+            # ML-1M's item ids are titles such as "Face/Off (1997)"
+            state.explorer.item_index["Face/Off (1997)"] = 2
+            assert coded.get("/v1/items/Face%2FOff%20(1997)").json()["item_id"] == "i2"
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/v1/users?limit=0", 422),
+    ("/v1/users?limit=101", 422),
+    ("/v1/users?limit=ten", 422),
+    ("/v1/items?q=" + "x" * 201, 422),
+    ("/v1/items/i2?neighbours=-1", 422),
+    ("/v1/items/i2?neighbours=1000", 422),
+    ("/v1/items/nope", 404),
+    ("/v1/items/", 404),
+    ("/v1/users/nobody/history", 404),
+])
+def test_bad_explore_requests_are_4xx_never_500(client, path, status) -> None:
+    response = client.get(path)
+    assert response.status_code == status, response.text

@@ -4,7 +4,8 @@ A cached lookup is one store read and a list of titles: no model runs on that
 path. The snapshot in use is one immutable object swapped by the admin reload,
 so a request that started on the old snapshot finishes on it and none fails
 during the switch. Every route lives under ``/v1`` or is an operations
-endpoint; ``/`` is left to the web page.
+endpoint; ``/`` is the web page (``alignrec/serve/page``: plain HTML and JS,
+nothing fetched from elsewhere), which reads only the JSON endpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
@@ -34,6 +37,15 @@ from alignrec import __version__
 from alignrec.config import ServeConfig
 from alignrec.errors import AlignrecError
 from alignrec.serve import records
+from alignrec.serve.explore import (
+    ExploreInfo,
+    Explorer,
+    ItemDetail,
+    ItemSummary,
+    UserHistory,
+    UserSummary,
+    load_code_space,
+)
 from alignrec.serve.metrics import MetricsMiddleware, ServiceMetrics
 from alignrec.serve.recommender import PopularityRecommender, TopKRecommender, load_recommender, load_run_dataset
 from alignrec.serve.store import SnapshotStore, StoreError
@@ -41,6 +53,7 @@ from alignrec.serve.store import SnapshotStore, StoreError
 API_KEY_ENV = "ALIGNREC_API_KEY"
 API_KEY_HEADER = "X-API-Key"
 MAX_HISTORY = 10_000
+PAGE = Path(__file__).with_name("page")
 
 log = logging.getLogger("alignrec.serve")
 
@@ -108,6 +121,8 @@ class ServeState:
         self.item_index = self.dataset.item_index()
         self.user_index = self.dataset.user_index()
         self.popularity = PopularityRecommender(self.dataset)
+        self.explorer = Explorer(self.dataset, self.titles, self.popularity.counts,
+                                 *load_code_space(self.run_dir, self.dataset))
         self.metrics = ServiceMetrics()
         self.active = self._read_active()
         self.metrics.serving(None, self.active.id)
@@ -270,6 +285,63 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> dic
     return {"user_id": None, "snapshot": active.id, "source": source, "items": items}
 
 
+class ServiceInfo(ExploreInfo):
+    snapshot: str | None
+    k: int = Field(description="the largest k a request may ask for (the snapshot's K)")
+    model: str = Field(description="the live model of POST /v1/recommendations")
+    live: bool = Field(description="whether the live model is loaded")
+    live_error: str | None = Field(description="why the live model could not be loaded, if it could not")
+
+
+def service_info(state: Annotated[ServeState, Depends(_state)]) -> ServiceInfo:
+    """The run, the snapshot and the live model: what the web page shows in its header."""
+    active = state.active
+    return ServiceInfo(**state.explorer.info().model_dump(), snapshot=active.id, k=active.k, model=state.model,
+                       live=state.live is not None, live_error=state.live_error)
+
+
+Search = Annotated[str, Query(max_length=200, description="part of an id (users) or of a title or id (items)")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def search_users(
+    state: Annotated[ServeState, Depends(_state)], q: Search = "", limit: Limit = 20
+) -> list[UserSummary]:
+    """Users whose id matches ``q`` (exact, prefix, then substring; case-insensitive)."""
+    return state.explorer.search_users(q, limit)
+
+
+def user_history(user_id: str, state: Annotated[ServeState, Depends(_state)]) -> UserHistory:
+    """The user's items, oldest first, with titles and codes; 404 for an unknown user."""
+    found = state.explorer.history(user_id)
+    if found is None:
+        raise HTTPException(404, f"unknown user id {user_id!r}")
+    return found
+
+
+def search_items(
+    state: Annotated[ServeState, Depends(_state)], q: Search = "", limit: Limit = 20
+) -> list[ItemSummary]:
+    """Items whose title (or id) matches ``q``, most interacted first."""
+    return state.explorer.search_items(q, limit)
+
+
+def item_detail(
+    item_id: str, state: Annotated[ServeState, Depends(_state)],
+    neighbours: Annotated[int, Query(ge=0, le=100, description="nearest items in code space")] = 10,
+) -> ItemDetail:
+    """An item's codes and its nearest items in code space (longest shared prefix, then distance)."""
+    found = state.explorer.item(item_id, neighbours)
+    if found is None:
+        raise HTTPException(404, f"unknown item id {item_id!r}")
+    return found
+
+
+async def page() -> FileResponse:
+    """The web page: explore users, items and recommendations."""
+    return FileResponse(PAGE / "index.html", media_type="text/html")
+
+
 def reload_snapshot(state: Annotated[ServeState, Depends(_state)]) -> ReloadResult:
     """Switch to the store's current snapshot; requests in flight finish on the old one."""
     try:
@@ -327,11 +399,19 @@ def create_app(state: ServeState) -> FastAPI:
         response_model=Recommendations, tags=["recommendations"])
     add("/v1/recommendations", history_recommendations, methods=["POST"], response_model=Recommendations,
         tags=["recommendations"])
+    add("/v1/info", service_info, methods=["GET"], response_model=ServiceInfo, tags=["explore"])
+    add("/v1/users", search_users, methods=["GET"], response_model=list[UserSummary], tags=["explore"])
+    add("/v1/users/{user_id}/history", user_history, methods=["GET"], response_model=UserHistory, tags=["explore"])
+    add("/v1/items", search_items, methods=["GET"], response_model=list[ItemSummary], tags=["explore"])
+    # :path: item ids may hold a slash (ML-1M's ids are titles, e.g. "Face/Off (1997)").
+    add("/v1/items/{item_id:path}", item_detail, methods=["GET"], response_model=ItemDetail, tags=["explore"])
     add("/v1/admin/reload", reload_snapshot, methods=["POST"], response_model=ReloadResult, tags=["admin"],
         dependencies=[Depends(require_admin)])
     add("/healthz", healthz, methods=["GET"], tags=["operations"])
     add("/readyz", readyz, methods=["GET"], tags=["operations"])
     add("/metrics", metrics, methods=["GET"], tags=["operations"], response_class=Response)
+    add("/", page, methods=["GET"], include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=PAGE), name="static")
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 

@@ -25,22 +25,38 @@ class Neighbour:
     distance: float
 
 
+class CodeSpace:
+    """Every item's point in code space, computed once: the web page asks for neighbours per click."""
+
+    def __init__(self, artifact: TokenizerArtifact) -> None:
+        self.artifact = artifact
+        self.ids = [str(i) for i in artifact.item_ids]
+        self.rows = {item_id: row for row, item_id in enumerate(self.ids)}
+        self.points = reconstruct(artifact.codes, artifact.codebooks)
+
+    def row(self, item_id: str) -> int:
+        if item_id not in self.rows:
+            raise AlignrecError(f"item {item_id!r} is not in this tokenizer output ({len(self.ids)} items); "
+                                "give an original item id, as in codes.json")
+        return self.rows[item_id]
+
+    def nearest(self, row: int, k: int = 10) -> list[Neighbour]:
+        """The ``k`` items sharing the longest code prefix with ``row``, then the closest."""
+        codes = self.artifact.codes
+        shared = np.cumprod(codes == codes[row], axis=1).sum(1)
+        distance = np.linalg.norm(self.points - self.points[row], axis=1)
+        order = np.lexsort((np.arange(len(self.ids)), distance, -shared))
+        titles = self.artifact.titles
+        return [
+            Neighbour(self.ids[j], str(titles[j]), codes[j].tolist(), int(shared[j]), float(distance[j]))
+            for j in order[: k + 1] if j != row
+        ][:k]
+
+
 def nearest_in_code_space(artifact: TokenizerArtifact, item_id: str, k: int = 10) -> tuple[int, list[Neighbour]]:
-    ids = [str(i) for i in artifact.item_ids]
-    if item_id not in ids:
-        raise AlignrecError(f"item {item_id!r} is not in this tokenizer output ({len(ids)} items); "
-                            "give an original item id, as in codes.json")
-    row = ids.index(item_id)
-    codes = artifact.codes
-    shared = np.cumprod(codes == codes[row], axis=1).sum(1)
-    points = reconstruct(codes, artifact.codebooks)
-    distance = np.linalg.norm(points - points[row], axis=1)
-    order = np.lexsort((np.arange(len(ids)), distance, -shared))
-    neighbours = [
-        Neighbour(ids[j], str(artifact.titles[j]), codes[j].tolist(), int(shared[j]), float(distance[j]))
-        for j in order if j != row
-    ][:k]
-    return row, neighbours
+    space = CodeSpace(artifact)
+    row = space.row(item_id)
+    return row, space.nearest(row, k)
 
 
 def format_inspection(artifact: TokenizerArtifact, item_id: str, k: int = 10) -> str:

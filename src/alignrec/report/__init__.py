@@ -1,0 +1,1 @@
+"""``alignrec report``: one HTML page of plots for a run directory."""

@@ -1,0 +1,291 @@
+"""``RUN_DIR/report.html``: the run's plots on one page, images embedded.
+
+Each section reads its own inputs (``<model>/metrics.json``, ``llm/train_log.csv``,
+``tokens/``, ``<model>/rankings_test.jsonl``, ``data/``); a section whose inputs are
+missing is skipped with a note, so the report works for any stage of a run.
+The PNGs are embedded as base64: the report is one file, written atomically,
+that can be mailed, attached to CI or opened offline without its folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from alignrec import __version__
+from alignrec.data.dataset import SequenceDataset
+from alignrec.errors import AlignrecError
+from alignrec.io import atomic_open, read_json
+from alignrec.report import figures
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+KNOWN_ORDER = ("mostpop", "sasrec", "llm")
+POPULARITY_K = 10
+REPORT = "report.html"
+
+
+@dataclass
+class Section:
+    title: str
+    body: str = ""
+    skipped: str | None = None
+    """Why the section has no content (its inputs are missing)."""
+
+
+@dataclass
+class Model:
+    name: str
+    folder: Path
+    metrics: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """The name, with the user count when the model was scored on a subset (the LLM)."""
+        subset = self.metrics.get("diagnostics", {}).get("user_subset")
+        return f"{self.name} ({self.metrics['num_users']:,} users)" if subset else self.name
+
+
+@dataclass
+class RunInputs:
+    folder: Path
+    dataset: SequenceDataset | None
+    dataset_note: str | None
+    models: list[Model]
+
+
+def _image(fig: Figure, alt: str) -> str:
+    data = base64.b64encode(figures.png(fig)).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _models(folder: Path) -> list[Model]:
+    found = []
+    for child in sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file()):
+        metrics = read_json(child / "metrics.json")
+        found.append(Model(str(metrics.get("model", child.name)), child, metrics))
+    rank = {name: i for i, name in enumerate(KNOWN_ORDER)}
+    return sorted(found, key=lambda m: (rank.get(m.folder.name, len(rank)), m.folder.name))
+
+
+def read_inputs(folder: Path) -> RunInputs:
+    try:
+        dataset, note = SequenceDataset.load(folder / "data"), None
+    except AlignrecError as exc:
+        dataset, note = None, str(exc)
+    return RunInputs(folder, dataset, note, _models(folder))
+
+
+def accuracy_section(run: RunInputs) -> Section:
+    section = Section("Accuracy against K")
+    if not run.models:
+        section.skipped = f"no <model>/metrics.json in {run.folder}"
+        return section
+    curves: dict[str, dict[str, list[tuple[int, float]]]] = {"recall": {}, "ndcg": {}}
+    for model in run.models:
+        for metric, by_model in curves.items():
+            points = sorted((int(key.split("@")[1]), value) for key, value in model.metrics["metrics"].items()
+                            if key.startswith(f"{metric}@"))
+            if points:
+                by_model[model.label] = points
+    rows = [[m.label, f"{m.metrics['num_users']:,}",
+             *(f"{m.metrics['metrics'][c]:.4f}" if c in m.metrics["metrics"] else "-"
+               for c in ("recall@10", "ndcg@10", "recall@50", "mrr", "coverage@10"))]
+            for m in run.models]
+    section.body = _image(figures.metrics_at_k(curves["recall"], curves["ndcg"]), "Recall@K and NDCG@K") + _table(
+        ["model", "users", "recall@10", "ndcg@10", "recall@50", "mrr", "coverage@10"], rows)
+    if any(m.metrics.get("diagnostics", {}).get("user_subset") for m in run.models):
+        section.body += ("<p>A model marked with a user count was ranked on a fixed subset of test users; "
+                         "<code>comparison.md</code> scores every model on that same subset, with 95% intervals.</p>")
+    return section
+
+
+def _float(text: str | None) -> float | None:
+    return float(text) if text not in (None, "") else None
+
+
+def training_section(run: RunInputs) -> Section:
+    section = Section("LLM training")
+    log = run.folder / "llm" / "train_log.csv"
+    if not log.is_file():
+        section.skipped = f"no {log} (this run did not fine-tune the LLM)"
+        return section
+    with open(log, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    tasks = [c[len("loss_"):] for c in (rows[0].keys() if rows else []) if c.startswith("loss_")]
+    losses = {t: [(int(r["step"]), v) for r in rows if (v := _float(r.get(f"loss_{t}"))) is not None] for t in tasks}
+    losses = {t: points for t, points in losses.items() if points}
+    total = [(int(r["step"]), v) for r in rows if (v := _float(r.get("loss"))) is not None]
+    valid = [(int(r["step"]), v) for r in rows if (v := _float(r.get("valid_recall@10"))) is not None]
+    if not losses and not total:
+        section.skipped = f"{log} holds no logged loss yet"
+        return section
+    section.body = _image(figures.training_curves(losses, total, valid), "training loss per task")
+    if valid:
+        best = max(valid, key=lambda p: p[1])
+        section.body += (f"<p>{len(total)} logged steps up to step {max(int(r['step']) for r in rows)}; "
+                         f"best validation Recall@10 {best[1]:.4f} at step {best[0]}.</p>")
+    return section
+
+
+def codes_section(run: RunInputs) -> Section:
+    from alignrec.tokenize.artifacts import load_artifact
+    from alignrec.tokenize.usage_plot import code_usage_figure
+
+    section = Section("Item codes: usage per level")
+    folder = run.folder / "tokens"
+    if not folder.is_dir():
+        section.skipped = f"no {folder} (this run has no item tokenizer)"
+        return section
+    try:
+        artifact = load_artifact(folder)
+    except AlignrecError as exc:
+        section.skipped = str(exc)
+        return section
+    title = f"{len(artifact.codes):,} items, {artifact.levels} levels of {artifact.codebook_size} codes"
+    section.body = _image(code_usage_figure(artifact.codes, artifact.codebook_size, title), "code usage per level")
+    levels = artifact.report.get("levels", [])
+    if levels:
+        section.body += _table(["level", "codes used", "utilisation", "perplexity", "max items per code"], [
+            [str(r["level"]), f"{r['used']}/{artifact.codebook_size}", f"{r['utilisation']:.1%}",
+             f"{r['perplexity']:.1f}", str(r["max_items_per_code"])] for r in levels])
+    collisions = artifact.report.get("collisions", {})
+    if "before" in collisions and "after" in collisions:
+        section.body += (f"<p>Items sharing all {artifact.levels} codes: "
+                         f"{collisions['before']['collision_rate']:.2%} before resolution, "
+                         f"{collisions['after']['collision_rate']:.2%} after.</p>")
+    return section
+
+
+def head_share(counts: np.ndarray, slots: np.ndarray) -> float:
+    """Share of ``slots`` (item ids) on the 10% most interacted items (at least one; ties to the lower id)."""
+    order = np.argsort(-counts, kind="stable")
+    head = np.zeros(len(counts), dtype=bool)
+    head[order[: max(1, len(counts) // 10)]] = True
+    return float(head[slots].mean())
+
+
+def popularity_section(run: RunInputs) -> Section:
+    from alignrec.eval.predictions import read_predictions
+
+    section = Section(f"Popularity of recommended items (top {POPULARITY_K})")
+    if run.dataset is None:
+        section.skipped = f"no dataset: {run.dataset_note}"
+        return section
+    counts = np.bincount(run.dataset.items, minlength=run.dataset.num_items)
+    recommended: dict[str, np.ndarray] = {}
+    notes = []
+    for model in run.models:
+        path = model.folder / "rankings_test.jsonl"
+        if not path.is_file():
+            notes.append(f"{model.name}: no {path.name}")
+            continue
+        try:
+            rankings = read_predictions(path, run.dataset)
+        except AlignrecError as exc:
+            notes.append(f"{model.name}: {exc}")
+            continue
+        slots = np.array([i for items in rankings.values() for i in items[:POPULARITY_K] if i >= 0], dtype=np.int64)
+        if len(slots):
+            recommended[model.label] = slots
+    if not recommended:
+        section.skipped = "no model's rankings_test.jsonl to read" + (f" ({'; '.join(notes)})" if notes else "")
+        return section
+    rows = [["catalogue", f"{len(counts):,} items", f"{counts.mean():.1f}",
+             f"{head_share(counts, np.repeat(np.arange(len(counts)), counts)):.1%} of interactions"]]
+    for label, slots in recommended.items():
+        rows.append([label, f"{len(np.unique(slots)):,} distinct of {len(slots):,} slots",
+                     f"{counts[slots].mean():.1f}", f"{head_share(counts, slots):.1%} of slots"])
+    section.body = _image(figures.popularity(counts, recommended, POPULARITY_K), "popularity of recommended items")
+    section.body += _table(["", "items", "mean popularity", "on the 10% most popular items"], rows)
+    if notes:
+        section.body += f"<p class='note'>Not shown: {html.escape('; '.join(notes))}.</p>"
+    return section
+
+
+def lengths_section(run: RunInputs) -> Section:
+    section = Section("Sequence lengths")
+    if run.dataset is None:
+        section.skipped = f"no dataset: {run.dataset_note}"
+        return section
+    lengths = run.dataset.lengths
+    section.body = _image(figures.sequence_lengths(lengths), "sequence-length histogram") + _table(
+        ["users", "items", "interactions", "min", "median", "mean", "max"],
+        [[f"{run.dataset.num_users:,}", f"{run.dataset.num_items:,}", f"{run.dataset.num_interactions:,}",
+          str(int(lengths.min())), f"{np.median(lengths):g}", f"{lengths.mean():.1f}", str(int(lengths.max()))]])
+    return section
+
+
+SECTIONS: list[Callable[[RunInputs], Section]] = [
+    accuracy_section, training_section, codes_section, popularity_section, lengths_section,
+]
+
+STYLE = """
+body { font: 14px/1.45 system-ui, "DejaVu Sans", sans-serif; margin: 24px auto; max-width: 1080px; color: #1d2330; }
+h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #e3e6eb; }
+img { max-width: 100%; display: block; margin: 8px 0; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #e3e6eb; }
+th { text-align: left; color: #6b7280; } td { font-variant-numeric: tabular-nums; }
+.skipped, .note { color: #8a4b00; } .meta { color: #6b7280; }
+"""
+
+
+def _run_name(folder: Path) -> str:
+    config = folder / "config.yaml"
+    if config.is_file():
+        with open(config, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+        if isinstance(loaded, dict) and loaded.get("name"):
+            return str(loaded["name"])
+    return folder.name
+
+
+def render(run: RunInputs, sections: list[Section]) -> str:
+    name = html.escape(_run_name(run.folder))
+    dataset = f"dataset {html.escape(run.dataset.name)}" if run.dataset else "no dataset"
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>alignrec report: {name}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>alignrec report: {name}</h1>",
+        (f"<p class='meta'>{html.escape(str(run.folder))} · {dataset} · "
+         f"{', '.join(html.escape(m.name) for m in run.models) or 'no model'} · "
+         f"alignrec {__version__} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>"),
+    ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.append(f"<p class='skipped'>Skipped: {html.escape(section.skipped)}.</p>" if section.skipped
+                     else section.body)
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[Section]]:
+    """Write the report (default ``RUN_DIR/report.html``); returns its path and the sections."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise AlignrecError(f"{folder}: no such run directory; give the folder of an `alignrec run`")
+    run = read_inputs(folder)
+    if run.dataset is None and not run.models and not (folder / "tokens").is_dir():
+        raise AlignrecError(f"{folder}: not a run directory (no data/, no <model>/metrics.json, no tokens/); "
+                            "give the folder of an `alignrec run`")
+    sections = [make(run) for make in SECTIONS]
+    path = Path(out) if out is not None else folder / REPORT
+    with atomic_open(path) as handle:
+        handle.write(render(run, sections))
+    return path, sections
