@@ -47,7 +47,7 @@ def subset_scores(
     for k in ks:
         hit = (rank > 0) & (rank <= k)
         scores[f"recall@{k}"] = interval(hit.astype(float))
-        scores[f"ndcg@{k}"] = interval(np.where(hit, 1 / np.log2(rank + 1), 0.0))
+        scores[f"ndcg@{k}"] = interval(np.where(hit, 1 / np.log2(np.maximum(rank, 1) + 1), 0.0))
     return scores
 
 
