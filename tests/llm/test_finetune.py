@@ -89,3 +89,31 @@ def test_torchrun_two_processes(cyclic: SequenceDataset, tiny_tokens, tmp_path: 
     assert read_json(tmp_path / "run" / "train_summary.json")["world_size"] == 2
     metrics = read_json(tmp_path / "run" / "metrics.json")
     assert metrics["num_users"] == 8 and metrics["diagnostics"]["invalid_item_share"] == 0.0
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_the_saved_adapter_holds_the_code_rows_without_the_embedding_matrix(tied: bool, tmp_path: Path) -> None:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from alignrec.llm.backbone import tiny_random_llama
+    from alignrec.llm.finetune import save_adapter
+    from alignrec.llm.vocab import add_code_tokens
+
+    names = [f"<a_{i}>" for i in range(8)]
+    rows = list(range(259, 267))
+    model = tiny_random_llama(0, tied=tied)
+    add_code_tokens(model, names, 1, 8, "random", seed=0)
+    peft_model = get_peft_model(model, LoraConfig(
+        r=4, target_modules=["q_proj"], trainable_token_indices=rows if tied else {"embed_tokens": rows, "lm_head": rows}))
+    with torch.no_grad():
+        for parameter in peft_model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter))
+    prompt = torch.tensor([[5, 260, 261, 262]])
+    expected = peft_model(prompt).logits
+    save_adapter(peft_model, tmp_path / "model")
+    assert (tmp_path / "model" / "adapter_model.safetensors").stat().st_size < 20_000  # no 265 x 32 matrices
+    base = tiny_random_llama(0, tied=tied)
+    add_code_tokens(base, names, 1, 8, "random", seed=5)  # other rows: they must come from the adapter
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "model").merge_and_unload()
+    assert torch.allclose(reloaded(prompt).logits, expected, atol=1e-5)

@@ -84,6 +84,12 @@ def prepare_model(config: LLMConfig, artifact: TokenizerArtifact, seed: int) -> 
     return PreparedModel(peft_model, vocab, encoder, llm.pad_id, llm.source)
 
 
+def save_adapter(model: torch.nn.Module, folder: Path) -> None:
+    """LoRA weights + the trained code rows only (~20 MB for SmolLM2): peft would otherwise also
+    store the whole resized embedding matrix, which the loader rebuilds from the backbone anyway."""
+    model.save_pretrained(folder, save_embedding_layers=False)
+
+
 def check_artifact_matches(dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path) -> None:
     if len(artifact.item_ids) != dataset.num_items or any(
         str(a) != str(b) for a, b in zip(artifact.item_ids, dataset.item_ids, strict=True)
@@ -374,7 +380,7 @@ def train_llm(
     wall = time.perf_counter() - started
     summary: dict[str, Any] = {}
     if rank == 0:
-        trainer.model.save_pretrained(out / "model")
+        save_adapter(trainer.model, out / "model")
         write_json(out / "model" / "vocab.json", {
             "base_vocab": prepared.vocab.base_vocab, "levels": prepared.vocab.levels,
             "codebook_size": prepared.vocab.codebook_size, "names": list(prepared.vocab.names),
