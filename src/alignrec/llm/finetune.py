@@ -265,30 +265,14 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 def plot_task_losses(out: Path) -> None:
     """task_loss.png: each task's training loss against steps, and validation Recall@10."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from alignrec.report import figures
 
     if not (out / "train_log.csv").is_file():
         return
     with open(out / "train_log.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for task in TASK_NAMES:
-        points = [(int(r["step"]), float(r[f"loss_{task}"])) for r in rows if r.get(f"loss_{task}")]
-        if points:
-            left.plot(*zip(*points, strict=True), label=task)
-    left.set(xlabel="optimiser step", ylabel="token cross-entropy", title="training loss per task", yscale="log")
-    left.legend(fontsize=7)
-    valid = [(int(r["step"]), float(r["valid_recall@10"])) for r in rows if r.get("valid_recall@10")]
-    if valid:
-        right.plot(*zip(*valid, strict=True), marker="o")
-    right.set(xlabel="optimiser step", ylabel="Recall@10", title="validation Recall@10 (user subset)")
-    fig.tight_layout()
     with atomic_open(out / "task_loss.png", "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
+        handle.write(figures.png(figures.training_curves(*figures.log_curves(rows)), dpi=110))
 
 
 def training_rows(dataset: SequenceDataset, prepared: PreparedModel, config: LLMConfig, seed: int):  # noqa: ANN201

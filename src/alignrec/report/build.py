@@ -116,10 +116,6 @@ def accuracy_section(run: RunInputs) -> Section:
     return section
 
 
-def _float(text: str | None) -> float | None:
-    return float(text) if text not in (None, "") else None
-
-
 def training_section(run: RunInputs) -> Section:
     section = Section("LLM training")
     log = run.folder / "llm" / "train_log.csv"
@@ -128,11 +124,7 @@ def training_section(run: RunInputs) -> Section:
         return section
     with open(log, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    tasks = [c[len("loss_"):] for c in (rows[0].keys() if rows else []) if c.startswith("loss_")]
-    losses = {t: [(int(r["step"]), v) for r in rows if (v := _float(r.get(f"loss_{t}"))) is not None] for t in tasks}
-    losses = {t: points for t, points in losses.items() if points}
-    total = [(int(r["step"]), v) for r in rows if (v := _float(r.get("loss"))) is not None]
-    valid = [(int(r["step"]), v) for r in rows if (v := _float(r.get("valid_recall@10"))) is not None]
+    losses, total, valid = figures.log_curves(rows)
     if not losses and not total:
         section.skipped = f"{log} holds no logged loss yet"
         return section

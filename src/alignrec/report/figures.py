@@ -45,6 +45,20 @@ def metrics_at_k(recall: dict[str, Curve], ndcg: dict[str, Curve]) -> Figure:
     return fig
 
 
+def _value(text: str | None) -> float | None:
+    return float(text) if text not in (None, "") else None
+
+
+def log_curves(rows: list[dict[str, str]]) -> tuple[dict[str, Curve], Curve, Curve]:
+    """From ``llm/train_log.csv`` rows: each task's loss, the total loss and validation Recall@10 by step."""
+    def curve(column: str) -> Curve:
+        return [(int(r["step"]), v) for r in rows if (v := _value(r.get(column))) is not None]
+
+    tasks = [c[len("loss_"):] for c in (rows[0].keys() if rows else []) if c.startswith("loss_")]
+    losses = {task: points for task in tasks if (points := curve(f"loss_{task}"))}
+    return losses, curve("loss"), curve("valid_recall@10")
+
+
 def training_curves(losses: dict[str, Curve], total: Curve, valid: Curve) -> Figure:
     """Each task's training loss against the step, and the validation Recall@10."""
     fig, (left, right) = _figure(10, 3.6, 2)
