@@ -66,6 +66,8 @@ class SASRecConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.0
+    all_windows: bool = False
+    """Train on every ``max_len`` window of a long history, not only its most recent one."""
     epochs: int = 200
     patience: int = 10
     """Stop after this many evaluations without a better validation NDCG@10."""
@@ -238,6 +240,8 @@ class RunConfig:
     seed: int = 42
     threads: int = 0
     """torch intra-op threads (0 = torch's default, all cores)."""
+    device: str = "auto"
+    """Where SASRec and the LLM train and score: ``auto`` (a CUDA GPU when present), ``cpu`` or ``cuda``."""
     models: list[str] = field(default_factory=lambda: ["mostpop", "sasrec"])
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)

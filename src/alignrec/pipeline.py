@@ -29,6 +29,7 @@ from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.models.mostpop import MostPop
+from alignrec.device import resolve_device
 from alignrec.train.sasrec import train_sasrec
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ def run_sasrec(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[s
     started = time.perf_counter()
     seed_everything(config.seed)
     _, result, state = train_sasrec(
-        dataset, config.sasrec, out, config.seed, config.eval.ks, config.eval.exclude_history
+        dataset, config.sasrec, out, config.seed, config.eval.ks, config.eval.exclude_history,
+        device=resolve_device(config.device),
     )
     settings = _stage_settings(dataset, config, "sasrec")
     extra = {
@@ -289,11 +291,12 @@ def run_llm(dataset: SequenceDataset, tokens_dir: str | Path, out: Path, config:
     seed_everything(config.seed)
     tokens_dir = Path(tokens_dir)
     artifact = load_artifact(tokens_dir)
-    summary = train_llm(dataset, artifact, tokens_dir, config.llm, out, config.seed)
+    device = resolve_device(config.device)
+    summary = train_llm(dataset, artifact, tokens_dir, config.llm, out, config.seed, device)
     if int(os.environ.get("RANK", 0)) != 0:
         return {}
     decode_started = time.perf_counter()
-    recommender = load_finetuned(out, artifact, config.llm, config.seed)
+    recommender = load_finetuned(out, artifact, config.llm, config.seed, device)
     users = subset_users(dataset, config.llm.test_users, config.seed)
     k = max(config.eval.ks)
     histories = [history(dataset, int(u), "test") for u in users]

@@ -73,3 +73,29 @@ def test_bucketed_batches_cover_every_user_once() -> None:
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(1000))
     assert max(len(b) for b in batches) == 64
+
+
+def test_all_windows_cover_every_training_target_once() -> None:
+    from alignrec.data.split import train_sequence
+    from tests.conftest import make_dataset
+
+    # 14 items -> 12 in training after leave-one-out -> 11 targets: windows of 5 + 5 + 1.
+    ds = make_dataset({"long": [f"a{n}" for n in range(14)], "short": ["b0", "b1", "b2", "b3"]})
+    last_in, last_out = trainer.training_windows(ds, max_len=5)
+    all_in, all_out = trainer.training_windows(ds, max_len=5, all_windows=True)
+    assert len(last_out) == 2 and len(all_out) == 4
+    assert torch.equal(last_out[0], all_out[0]) and torch.equal(last_out[1], all_out[3])
+    for user, rows in ((0, [0, 1, 2]), (1, [3])):
+        sequence = train_sequence(ds, user) + 1  # windows hold ids shifted by one
+        targets = sorted(t for r in rows for t in all_out[r][all_out[r] > 0].tolist())
+        assert targets == sorted(sequence[1:].tolist())  # every target once
+        for r in rows:  # each target is the item after its input
+            real = all_out[r] > 0
+            assert torch.equal(all_in[r][real][1:], all_out[r][real][:-1])
+
+
+def test_sasrec_on_an_explicit_cpu_device(tmp_path) -> None:
+    ds = cyclic_dataset(num_users=20)
+    model, _, _ = trainer.train_sasrec(ds, SASRecConfig(epochs=1, **SMALL), tmp_path, progress=False,
+                                       device=torch.device("cpu"))
+    assert model.item_embedding.weight.device.type == "cpu"

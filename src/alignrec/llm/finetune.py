@@ -300,7 +300,8 @@ def world() -> tuple[int, int]:
 
 
 def train_llm(
-    dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path, config: LLMConfig, out: Path, seed: int
+    dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path, config: LLMConfig, out: Path, seed: int,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Fine-tune, resuming from ``out/checkpoints`` when it holds one; returns the training summary."""
     from transformers import TrainingArguments, set_seed
@@ -337,7 +338,7 @@ def train_llm(
         save_steps=config.save_steps,
         save_total_limit=2,
         bf16=config.bf16,
-        use_cpu=True,
+        use_cpu=torch.device(device).type == "cpu",
         seed=seed,
         data_seed=seed,
         report_to=[],
@@ -345,7 +346,7 @@ def train_llm(
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         average_tokens_across_devices=False,
-        ddp_backend="gloo" if world_size > 1 else None,
+        ddp_backend=("gloo" if torch.device(device).type == "cpu" else "nccl") if world_size > 1 else None,
         disable_tqdm=rank != 0,
     )
     trainer = make_trainer_class()(
@@ -392,7 +393,9 @@ def train_llm(
     return summary
 
 
-def load_finetuned(run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int):  # noqa: ANN201
+def load_finetuned(  # noqa: ANN201
+    run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int, device: torch.device | str = "cpu"
+):
     """The fine-tuned recommender from ``run_dir/model`` (LoRA and code rows merged for speed)."""
     from peft import PeftModel
 
@@ -407,7 +410,7 @@ def load_finetuned(run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig
     vocab = add_code_tokens(llm.model, artifact.tokens, artifact.levels, artifact.codebook_size, "random", seed=seed)
     if (vocab.base_vocab, vocab.levels, vocab.codebook_size) != (saved["base_vocab"], saved["levels"], saved["codebook_size"]):
         raise AlignrecError(f"{folder / 'vocab.json'}: made with another backbone or tokenizer than llm.backbone / --tokens")
-    model = PeftModel.from_pretrained(llm.model, folder).merge_and_unload().eval()
+    model = PeftModel.from_pretrained(llm.model, folder).merge_and_unload().eval().to(device)
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size,

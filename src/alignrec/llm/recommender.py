@@ -44,7 +44,8 @@ class LLMRecommender:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            device_type = next(self.model.parameters()).device.type
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
                 return constrained_beam_search(
                     self.model,
                     self.prompts(histories),

@@ -20,6 +20,7 @@ import torch
 
 from alignrec.config import SASRecConfig
 from alignrec.data.dataset import SequenceDataset
+from alignrec.device import resolve_device
 from alignrec.errors import AlignrecError
 from alignrec.eval.ranking import top_n_scored
 from alignrec.io import sha256_file
@@ -121,7 +122,8 @@ def _load_llm(run_dir: Path, dataset: SequenceDataset) -> TopKRecommender:
     from alignrec.tokenize.artifacts import load_artifact
 
     config = load_config(run_dir / "config.yaml")
-    return load_finetuned(run_dir / "llm", load_artifact(run_dir / "tokens"), config.llm, config.seed)
+    return load_finetuned(run_dir / "llm", load_artifact(run_dir / "tokens"), config.llm, config.seed,
+                          resolve_device(config.device))
 
 
 def _llm_files(run_dir: Path) -> list[Path]:

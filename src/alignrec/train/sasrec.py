@@ -40,14 +40,26 @@ BEST = "best_model.pt"
 EMBEDDINGS = "item_embeddings.npz"
 
 
-def training_windows(dataset: SequenceDataset, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-item targets ([users, max_len], PAD-left-padded, ids shifted by one)."""
+def training_windows(
+    dataset: SequenceDataset, max_len: int, all_windows: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-item targets ([windows, max_len], PAD-left-padded, ids shifted by one).
+
+    One window per user holds its most recent ``max_len`` targets. With
+    ``all_windows`` a longer history is cut, from the end, into further windows
+    whose targets do not overlap, so no training interaction is left out.
+    """
     inputs, outputs = [], []
     for user in range(dataset.num_users):
         sequence = train_sequence(dataset, user)
-        if len(sequence) >= 2:
-            inputs.append(sequence[:-1])
-            outputs.append(sequence[1:])
+        end = len(sequence)
+        while end >= 2:
+            window = sequence[max(0, end - max_len - 1) : end]
+            inputs.append(window[:-1])
+            outputs.append(window[1:])
+            if not all_windows:
+                break
+            end -= max_len
     return left_pad(inputs, max_len), left_pad(outputs, max_len)
 
 
@@ -95,7 +107,7 @@ def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, lo
     items = model.item_vectors()
     if loss == "ce":
         return F.cross_entropy(model.logits(states, items), positives)
-    negatives = torch.randint(0, model.num_items, positives.shape)
+    negatives = torch.randint(0, model.num_items, positives.shape, device=positives.device)
     pos = (states * items[positives]).sum(-1) / model.temperature
     neg = (states * items[negatives]).sum(-1) / model.temperature
     return F.binary_cross_entropy_with_logits(
@@ -104,8 +116,11 @@ def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, lo
 
 
 def scorer_for(model: SASRec) -> Any:
+    """Scores on the model's device, returned on the CPU for ranking."""
+    device = model.item_embedding.weight.device
+
     def score(users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
-        return model.score_last(left_pad(histories, model.max_len, trim=True))
+        return model.score_last(left_pad(histories, model.max_len, trim=True).to(device)).cpu()
 
     return score
 
@@ -170,21 +185,28 @@ def train_sasrec(
     ks: list[int] | None = None,
     exclude_history: bool = True,
     progress: bool = True,
+    device: torch.device | str = "cpu",
 ) -> tuple[SASRec, EvalResult, TrainState]:
-    """Train (or resume) in ``out``; return the best model, its test evaluation and the state."""
+    """Train (or resume) in ``out``; return the best model, its test evaluation and the state.
+
+    On a GPU the run is as reproducible as its kernels allow, not bit-equal to a CPU run.
+    """
     if config.loss not in ("ce", "bce"):
         raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
     ks = ks or [1, 5, 10, 20, 50]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = build_model(dataset.num_items, config)
+    device = torch.device(device)
+    model = build_model(dataset.num_items, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = TrainState()
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.is_file():
-        saved = torch.load(checkpoint_path, weights_only=False)
-        same_run = (saved["config"], saved["seed"], saved.get("data")) == (
+        saved = torch.load(checkpoint_path, weights_only=False, map_location=device)
+        # Settings added since the checkpoint was written take their defaults.
+        saved_config = dataclasses.asdict(SASRecConfig(**saved["config"]))
+        same_run = (saved_config, saved["seed"], saved.get("data")) == (
             dataclasses.asdict(config), seed, dataset.fingerprint()
         )
         if not same_run:
@@ -198,7 +220,7 @@ def train_sasrec(
         if progress and not state.done:
             print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
 
-    inputs, outputs = training_windows(dataset, config.max_len)
+    inputs, outputs = training_windows(dataset, config.max_len, config.all_windows)
     lengths = (inputs != PAD).sum(1).numpy()
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="SASRec", unit="epoch", disable=not progress)
     while not state.done and state.epoch < config.epochs:
@@ -209,7 +231,7 @@ def train_sasrec(
         model.train()
         total = 0.0
         for index in batches:
-            batch_in, batch_out = trim_padding(inputs[index], outputs[index])
+            batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
             loss = sequence_loss(model, batch_in, batch_out, config.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -240,7 +262,7 @@ def train_sasrec(
     bar.close()
     state.done = True
     if (out / BEST).is_file():
-        model.load_state_dict(torch.load(out / BEST, weights_only=True))
+        model.load_state_dict(torch.load(out / BEST, weights_only=True, map_location=device))
     test = evaluate_sasrec(model, dataset, "test", ks, exclude_history, progress)
     save_item_embeddings(model, dataset, out / EMBEDDINGS)
     return model, test, state
@@ -252,6 +274,6 @@ def save_item_embeddings(model: SASRec, dataset: SequenceDataset, path: Path) ->
         with open(tmp, "wb") as handle:
             np.savez(
                 handle,
-                embeddings=model.item_vectors().detach().numpy().astype(np.float32),
+                embeddings=model.item_vectors().detach().cpu().numpy().astype(np.float32),
                 item_ids=np.asarray(dataset.item_ids, dtype=str),
             )
