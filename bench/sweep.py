@@ -85,11 +85,12 @@ def main() -> None:
             continue
         saved = json.loads(metrics_file.read_text())
         metrics = saved["metrics"]
-        valid_hr, best_epoch = best_valid(out / name / "train_log.csv")
-        if args.model == "llm":
+        if args.model == "llm":  # "best" column: optimiser steps; "valid": the final in-training check
             summary_file = out / name / "train_summary.json"
             summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
             valid_hr, best_epoch = summary.get("valid_subset_recall@10", float("nan")), summary.get("steps", 0)
+        else:
+            valid_hr, best_epoch = best_valid(out / name / "train_log.csv")
         first = first or metrics["ndcg@10"]
         settings = " ".join([*(f"{k}={v}" for k, v in inputs.items()), *overrides])
         print(f"{name:12} {saved['num_users']:>6} {saved.get('epochs', 0):>6} {best_epoch:>5} "

@@ -17,6 +17,14 @@ def test_presets_load_by_name() -> None:
     assert load_config("default").data.dataset == "ml-100k"
 
 
+def test_full_preset_is_the_default_pipeline_trained_longer() -> None:
+    default, full = load_config("default"), load_config("full")
+    assert full.models == default.models and full.data == default.data and full.tokenize == default.tokenize
+    assert full.llm.tasks == default.llm.tasks and full.llm.token_init == default.llm.token_init
+    assert full.llm.max_steps == 0 and full.llm.max_minutes == 0 and full.llm.epochs >= 3
+    assert full.llm.test_users == 0 and full.sasrec.max_minutes == 0  # every test user; no time caps
+
+
 def test_unknown_key_names_the_file_key_and_valid_keys(tmp_path) -> None:
     file = tmp_path / "c.yaml"
     file.write_text("sasrec:\n  hiden: 32\n")

@@ -68,6 +68,10 @@ class SASRecConfig:
     weight_decay: float = 0.0
     all_windows: bool = False
     """Train on every ``max_len`` window of a long history, not only its most recent one."""
+    train_on: str = "train"
+    """``train``: early stopping on the validation item. ``train+valid``: a final fit for exactly
+    ``epochs`` epochs (chosen on validation first) that also learns from the validation item,
+    as the published SASRec/HSTU ML-1M numbers do; the test item stays hidden."""
     epochs: int = 200
     patience: int = 10
     """Stop after this many evaluations without a better validation NDCG@10."""

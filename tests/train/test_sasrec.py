@@ -99,3 +99,23 @@ def test_sasrec_on_an_explicit_cpu_device(tmp_path) -> None:
     model, _, _ = trainer.train_sasrec(ds, SASRecConfig(epochs=1, **SMALL), tmp_path, progress=False,
                                        device=torch.device("cpu"))
     assert model.item_embedding.weight.device.type == "cpu"
+
+
+def test_final_fit_learns_the_validation_item_and_runs_fixed_epochs(tmp_path) -> None:
+    from tests.conftest import make_dataset
+
+    ds = make_dataset({"u": ["a", "b", "c", "d", "e"], "v": ["f", "g", "h", "i"]})
+    _, strict_out = trainer.training_windows(ds, max_len=8)
+    _, final_out = trainer.training_windows(ds, max_len=8, with_valid=True)
+    for user in range(ds.num_users):
+        sequence = ds.sequence(user) + 1  # windows hold ids shifted by one
+        assert strict_out[user][strict_out[user] > 0].tolist() == sequence[1:-2].tolist()
+        assert final_out[user][final_out[user] > 0].tolist() == sequence[1:-1].tolist()  # + validation, no test
+
+    cyc = cyclic_dataset(num_users=30)
+    _, _, state = trainer.train_sasrec(cyc, SASRecConfig(epochs=3, train_on="train+valid", **{**SMALL, "patience": 1}),
+                                       tmp_path, progress=False)
+    assert state.epoch == 3 and state.best_epoch == 3  # no early stopping: the validation item is training data
+    assert all("valid_ndcg@10" not in row for row in state.log)
+    with pytest.raises(AlignrecError, match="train_on"):
+        trainer.train_sasrec(cyc, SASRecConfig(epochs=1, train_on="all", **SMALL), tmp_path / "x", progress=False)

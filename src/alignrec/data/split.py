@@ -42,7 +42,13 @@ def history(dataset: SequenceDataset, user: int, split: Split) -> np.ndarray:
     return sequence[: len(sequence) - _holdout(split)]
 
 
-def train_sequence(dataset: SequenceDataset, user: int) -> np.ndarray:
-    """The part of a user's sequence any model may train on (no validation or test target)."""
+def train_sequence(dataset: SequenceDataset, user: int, with_valid: bool = False) -> np.ndarray:
+    """The part of a user's sequence any model may train on (no validation or test target).
+
+    ``with_valid`` adds the validation target, for a final fit once settings are chosen;
+    the test target stays hidden.
+    """
     sequence = dataset.sequence(user)
-    return sequence[:-2] if len(sequence) >= MIN_EVAL_LENGTH else sequence
+    if len(sequence) < MIN_EVAL_LENGTH:
+        return sequence
+    return sequence[:-1] if with_valid else sequence[:-2]

@@ -41,7 +41,7 @@ EMBEDDINGS = "item_embeddings.npz"
 
 
 def training_windows(
-    dataset: SequenceDataset, max_len: int, all_windows: bool = False
+    dataset: SequenceDataset, max_len: int, all_windows: bool = False, with_valid: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-item targets ([windows, max_len], PAD-left-padded, ids shifted by one).
 
@@ -51,7 +51,7 @@ def training_windows(
     """
     inputs, outputs = [], []
     for user in range(dataset.num_users):
-        sequence = train_sequence(dataset, user)
+        sequence = train_sequence(dataset, user, with_valid)
         end = len(sequence)
         while end >= 2:
             window = sequence[max(0, end - max_len - 1) : end]
@@ -193,6 +193,9 @@ def train_sasrec(
     """
     if config.loss not in ("ce", "bce"):
         raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
+    if config.train_on not in ("train", "train+valid"):
+        raise AlignrecError(f"sasrec.train_on={config.train_on!r}: choose train or train+valid")
+    final_fit = config.train_on == "train+valid"
     ks = ks or [1, 5, 10, 20, 50]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +223,7 @@ def train_sasrec(
         if progress and not state.done:
             print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
 
-    inputs, outputs = training_windows(dataset, config.max_len, config.all_windows)
+    inputs, outputs = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
     lengths = (inputs != PAD).sum(1).numpy()
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="SASRec", unit="epoch", disable=not progress)
     while not state.done and state.epoch < config.epochs:
@@ -238,7 +241,11 @@ def train_sasrec(
             optimizer.step()
             total += loss.item() * len(index)
         row: dict[str, float] = {"epoch": epoch, "loss": total / len(inputs)}
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if final_fit:  # the validation item is training data now: keep the latest weights
+            state.best_epoch = epoch
+            with atomic_path(out / BEST) as tmp:
+                torch.save(model.state_dict(), tmp)
+        elif epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluate_sasrec(model, dataset, "valid", [10], exclude_history, progress)
             row["valid_ndcg@10"] = valid.metrics["ndcg@10"]
             row["valid_recall@10"] = valid.metrics["recall@10"]
