@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ def collect_metrics(paths: list[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def row_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """Model names; a name shared by several rows (ablations of one model) gets its run folder's name."""
+    counts = Counter(row["model"] for row in rows)
+    return [
+        f"{row['model']} ({Path(row['path']).name})" if counts[row["model"]] > 1 and row.get("path") else row["model"]
+        for row in rows
+    ]
+
+
 def comparison_table(rows: list[dict[str, Any]]) -> Table:
     datasets = sorted({row["dataset"] for row in rows})
     table = Table(title=f"{', '.join(datasets)}: leave-one-out, full ranking", title_justify="left")
@@ -43,10 +53,10 @@ def comparison_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right")
     table.add_column("wall time", justify="right")
     table.add_column("users", justify="right")
-    for row in rows:
+    for row, label in zip(rows, row_labels(rows), strict=True):
         wall = row.get("wall_time_s")
         table.add_row(
-            row["model"],
+            label,
             row["split"],
             *(f"{row['metrics'][c]:.4f}" if c in row["metrics"] else "-" for c in COLUMNS),
             f"{wall:.0f} s" if wall is not None else "-",
@@ -64,12 +74,9 @@ def print_comparison(rows: list[dict[str, Any]], console: Console | None = None)
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = "| model | split | " + " | ".join(COLUMNS) + " | wall time (s) |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 3)]
-    for row in rows:
+    for row, label in zip(rows, row_labels(rows), strict=True):
         cells = [f"{row['metrics'].get(c, float('nan')):.4f}" for c in COLUMNS]
         wall = row.get("wall_time_s")
-        lines.append(
-            f"| {row['model']} | {row['split']} | " + " | ".join(cells) + f" | {wall:.0f} |"
-            if wall is not None
-            else f"| {row['model']} | {row['split']} | " + " | ".join(cells) + " | - |"
-        )
+        wall_cell = f"{wall:.0f}" if wall is not None else "-"
+        lines.append(f"| {label} | {row['split']} | " + " | ".join(cells) + f" | {wall_cell} |")
     return "\n".join(lines)
