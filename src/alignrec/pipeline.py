@@ -23,13 +23,13 @@ from alignrec.config import DataConfig, RunConfig, save_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
 from alignrec.data.split import history
+from alignrec.device import resolve_device
 from alignrec.errors import AlignrecError
 from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
 from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.models.mostpop import MostPop
-from alignrec.device import resolve_device
 from alignrec.train.sasrec import train_sasrec
 
 if TYPE_CHECKING:

@@ -310,6 +310,7 @@ def train_llm(
     if config.eval_steps and config.eval_steps % config.log_steps:
         raise AlignrecError(f"llm.eval_steps={config.eval_steps} must be a multiple of llm.log_steps={config.log_steps}")
     rank, world_size = world()
+    on_cpu = torch.device(device).type == "cpu"
     set_seed(seed)
     prepared = prepare_model(config, artifact, seed)
     rows, report = training_rows(dataset, prepared, config, seed)
@@ -338,7 +339,7 @@ def train_llm(
         save_steps=config.save_steps,
         save_total_limit=2,
         bf16=config.bf16,
-        use_cpu=torch.device(device).type == "cpu",
+        use_cpu=on_cpu,
         seed=seed,
         data_seed=seed,
         report_to=[],
@@ -346,7 +347,7 @@ def train_llm(
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         average_tokens_across_devices=False,
-        ddp_backend=("gloo" if torch.device(device).type == "cpu" else "nccl") if world_size > 1 else None,
+        ddp_backend=("gloo" if on_cpu else "nccl") if world_size > 1 else None,
         disable_tqdm=rank != 0,
     )
     trainer = make_trainer_class()(

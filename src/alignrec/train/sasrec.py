@@ -241,10 +241,8 @@ def train_sasrec(
             optimizer.step()
             total += loss.item() * len(index)
         row: dict[str, float] = {"epoch": epoch, "loss": total / len(inputs)}
-        if final_fit:  # the validation item is training data now: keep the latest weights
+        if final_fit:  # the validation item is training data now: the last epoch's weights are kept
             state.best_epoch = epoch
-            with atomic_path(out / BEST) as tmp:
-                torch.save(model.state_dict(), tmp)
         elif epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluate_sasrec(model, dataset, "valid", [10], exclude_history, progress)
             row["valid_ndcg@10"] = valid.metrics["ndcg@10"]
@@ -268,7 +266,10 @@ def train_sasrec(
         bar.set_postfix(loss=f"{row['loss']:.4f}", best_ndcg10=f"{state.best_score:.4f}")
     bar.close()
     state.done = True
-    if (out / BEST).is_file():
+    if final_fit:  # written once, for the loaders that read best_model.pt (serving)
+        with atomic_path(out / BEST) as tmp:
+            torch.save(model.state_dict(), tmp)
+    elif (out / BEST).is_file():
         model.load_state_dict(torch.load(out / BEST, weights_only=True, map_location=device))
     test = evaluate_sasrec(model, dataset, "test", ks, exclude_history, progress)
     save_item_embeddings(model, dataset, out / EMBEDDINGS)
