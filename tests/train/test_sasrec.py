@@ -119,3 +119,24 @@ def test_final_fit_learns_the_validation_item_and_runs_fixed_epochs(tmp_path) ->
     assert all("valid_ndcg@10" not in row for row in state.log)
     with pytest.raises(AlignrecError, match="train_on"):
         trainer.train_sasrec(cyc, SASRecConfig(epochs=1, train_on="all", **SMALL), tmp_path / "x", progress=False)
+
+
+def test_shuffle_ties_reorders_only_same_second_training_items() -> None:
+    import numpy as np
+
+    from tests.conftest import make_dataset
+
+    ds = make_dataset({"u": ["a", "b", "c", "d", "e", "f", "g"]})
+    ds.timestamps = np.array([1, 1, 1, 2, 3, 3, 3], dtype=np.float64)  # f, g: validation and test
+    a, b, c, d, e = (ds.item_index()[name] for name in "abcde")
+    orders = set()
+    for seed in range(30):
+        _, out = trainer.training_windows(ds, max_len=8, tie_rng=np.random.default_rng(seed))
+        shuffled = trainer.shuffle_ties(ds, 0, ds.sequence(0)[:5], np.random.default_rng(seed))
+        assert sorted(shuffled[:3].tolist()) == sorted([a, b, c]) and shuffled[3:].tolist() == [d, e]
+        targets = out[0][out[0] > 0] - 1
+        assert targets[-2:].tolist() == [d, e]  # e shares its second with f, g but they stay held out
+        orders.add(tuple(shuffled[:3].tolist()))
+    assert len(orders) == 6  # every order of the three same-second items turns up
+    ds.timestamps = None
+    assert trainer.shuffle_ties(ds, 0, ds.sequence(0), np.random.default_rng(0)).tolist() == ds.sequence(0).tolist()

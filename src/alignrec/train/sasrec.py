@@ -40,18 +40,40 @@ BEST = "best_model.pt"
 EMBEDDINGS = "item_embeddings.npz"
 
 
+def shuffle_ties(dataset: SequenceDataset, user: int, sequence: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """``sequence`` (a prefix of the user's) with same-timestamp items in a random order.
+
+    Ratings given in the same second have no order of their own (ML-1M: 53% of
+    consecutive pairs); a fresh order each epoch teaches the model that, instead
+    of the file's arbitrary one.
+    """
+    if dataset.timestamps is None:
+        return sequence
+    start = dataset.offsets[user]
+    stamps = dataset.timestamps[start : start + len(sequence)]
+    return sequence[np.lexsort((rng.random(len(sequence)), stamps))]
+
+
 def training_windows(
-    dataset: SequenceDataset, max_len: int, all_windows: bool = False, with_valid: bool = False
+    dataset: SequenceDataset,
+    max_len: int,
+    all_windows: bool = False,
+    with_valid: bool = False,
+    tie_rng: np.random.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-item targets ([windows, max_len], PAD-left-padded, ids shifted by one).
 
     One window per user holds its most recent ``max_len`` targets. With
     ``all_windows`` a longer history is cut, from the end, into further windows
-    whose targets do not overlap, so no training interaction is left out.
+    whose targets do not overlap, so no training interaction is left out. With
+    ``tie_rng``, same-timestamp items are shuffled first (``shuffle_ties``).
     """
     inputs, outputs = [], []
     for user in range(dataset.num_users):
         sequence = train_sequence(dataset, user, with_valid)
+        if tie_rng is not None:
+            sequence = shuffle_ties(dataset, user, sequence, tie_rng)
         end = len(sequence)
         while end >= 2:
             window = sequence[max(0, end - max_len - 1) : end]
@@ -231,6 +253,10 @@ def train_sasrec(
         epoch = state.epoch + 1
         torch.manual_seed(seed * 100_003 + epoch)
         batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([seed, epoch]))
+        if config.shuffle_ties:
+            inputs, outputs = training_windows(
+                dataset, config.max_len, config.all_windows, final_fit, np.random.default_rng([seed, epoch, 1])
+            )
         model.train()
         total = 0.0
         for index in batches:
