@@ -68,12 +68,6 @@ class SASRecConfig:
     weight_decay: float = 0.0
     all_windows: bool = False
     """Train on every ``max_len`` window of a long history, not only its most recent one."""
-    time_gaps: bool = False
-    """Also embed the time since each history item's predecessor (``alignrec.models.time_inputs``);
-    needs timestamps."""
-    time_dates: bool = False
-    """Also embed each history item's date; under leave-one-out this reads the split's known
-    global-timeline leak (see ``alignrec.models.time_inputs``)."""
     shuffle_ties: bool = False
     """Each epoch, put a user's same-timestamp training items in a fresh random order."""
     train_on: str = "train"

@@ -104,21 +104,3 @@ def test_a_registered_model_is_loadable_and_fingerprinted_by_its_files(run_dir, 
     weights.write_bytes(b"two")
     assert model_fingerprint(run_dir, "reverse", dataset) != before
     assert model_fingerprint(run_dir, "sasrec", dataset) != model_fingerprint(run_dir, "mostpop", dataset)
-
-
-def test_list_maker_passes_timestamps_to_a_model_that_reads_them() -> None:
-    from alignrec.serve.lists import ListMaker
-
-    ds = make_dataset({"u": ["a", "b", "c", "d"], "v": ["b", "c"]})
-    ds.timestamps = np.array([10.0, 20.0, 30.0, 40.0, 5.0, 6.0])
-    seen = {}
-
-    class Timed(PopularityRecommender):
-        reads_stamps = True
-
-        def recommend(self, histories, k, stamps=None):
-            seen["stamps"] = [s.tolist() for s in stamps]
-            return super().recommend(histories, k)
-
-    ListMaker(ds, Timed(ds), k=2, min_history=3)(np.arange(ds.num_users))
-    assert seen["stamps"] == [[10.0, 20.0, 30.0, 40.0]]  # only u: v's two items get the popularity fallback

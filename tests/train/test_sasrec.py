@@ -81,8 +81,8 @@ def test_all_windows_cover_every_training_target_once() -> None:
 
     # 14 items -> 12 in training after leave-one-out -> 11 targets: windows of 5 + 5 + 1.
     ds = make_dataset({"long": [f"a{n}" for n in range(14)], "short": ["b0", "b1", "b2", "b3"]})
-    _, last_out, _ = trainer.training_windows(ds, max_len=5)
-    all_in, all_out, _ = trainer.training_windows(ds, max_len=5, all_windows=True)
+    last_in, last_out = trainer.training_windows(ds, max_len=5)
+    all_in, all_out = trainer.training_windows(ds, max_len=5, all_windows=True)
     assert len(last_out) == 2 and len(all_out) == 4
     assert torch.equal(last_out[0], all_out[0]) and torch.equal(last_out[1], all_out[3])
     for user, rows in ((0, [0, 1, 2]), (1, [3])):
@@ -105,8 +105,8 @@ def test_final_fit_learns_the_validation_item_and_runs_fixed_epochs(tmp_path) ->
     from tests.conftest import make_dataset
 
     ds = make_dataset({"u": ["a", "b", "c", "d", "e"], "v": ["f", "g", "h", "i"]})
-    _, strict_out, _ = trainer.training_windows(ds, max_len=8)
-    _, final_out, _ = trainer.training_windows(ds, max_len=8, with_valid=True)
+    _, strict_out = trainer.training_windows(ds, max_len=8)
+    _, final_out = trainer.training_windows(ds, max_len=8, with_valid=True)
     for user in range(ds.num_users):
         sequence = ds.sequence(user) + 1  # windows hold ids shifted by one
         assert strict_out[user][strict_out[user] > 0].tolist() == sequence[1:-2].tolist()
@@ -131,7 +131,7 @@ def test_shuffle_ties_reorders_only_same_second_training_items() -> None:
     a, b, c, d, e = (ds.item_index()[name] for name in "abcde")
     orders = set()
     for seed in range(30):
-        _, out, _ = trainer.training_windows(ds, max_len=8, tie_rng=np.random.default_rng(seed))
+        _, out = trainer.training_windows(ds, max_len=8, tie_rng=np.random.default_rng(seed))
         shuffled = trainer.shuffle_ties(ds, 0, ds.sequence(0)[:5], np.random.default_rng(seed))
         assert sorted(shuffled[:3].tolist()) == sorted([a, b, c]) and shuffled[3:].tolist() == [d, e]
         targets = out[0][out[0] > 0] - 1
@@ -140,22 +140,3 @@ def test_shuffle_ties_reorders_only_same_second_training_items() -> None:
     assert len(orders) == 6  # every order of the three same-second items turns up
     ds.timestamps = None
     assert trainer.shuffle_ties(ds, 0, ds.sequence(0), np.random.default_rng(0)).tolist() == ds.sequence(0).tolist()
-
-
-def test_time_inputs_train_on_training_times_only(tmp_path) -> None:
-    import numpy as np
-
-    ds = cyclic_dataset(num_users=30)
-    with pytest.raises(AlignrecError, match="has no timestamps"):
-        trainer.train_sasrec(ds, SASRecConfig(epochs=1, time_gaps=True, time_dates=True, **SMALL), tmp_path / "a", progress=False)
-    stamps = 1000.0 + np.arange(ds.num_interactions, dtype=np.float64)
-    last_two = np.concatenate([ds.offsets[1:] - 1, ds.offsets[1:] - 2])
-    stamps[last_two] += 1e9  # validation and test items happen far later
-    ds.timestamps = stamps
-    windows = trainer.training_windows(ds, max_len=16)
-    assert torch.equal(windows.stamps != 0, windows.inputs != 0)  # one time per real input item
-    model, test, _ = trainer.train_sasrec(ds, SASRecConfig(epochs=2, time_gaps=True, time_dates=True, **SMALL), tmp_path / "b",
-                                          progress=False)
-    edges = model.time_inputs.date_edges
-    assert float(edges.max()) < 1e9 and bool((edges[1:] >= edges[:-1]).all())  # cut from training times
-    assert 0.0 <= test.metrics["recall@10"] <= 1.0

@@ -7,8 +7,7 @@ sequence: positions count back from the end, so trimming changes nothing. Items 
 (shared) input item embeddings, or by cosine similarity over a temperature
 (``similarity="cosine"``, as in the SASRec baseline of Zhai et al.'s HSTU
 code, which keeps item norms from encoding popularity alone); the trainer
-chooses the loss. With ``time_gaps`` (and ``time_dates``) the input also says
-when each item happened (``alignrec.models.time_inputs``).
+chooses the loss.
 """
 
 from __future__ import annotations
@@ -20,19 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignrec.models.time_inputs import TimeInputs
-
 PAD = 0
-
-
-def left_pad_stamps(stamps: list[np.ndarray], width: int) -> torch.Tensor:
-    """Timestamps aligned with ``left_pad(..., width)`` of the same sequences (0 under padding)."""
-    batch = np.zeros((len(stamps), width), dtype=np.float64)
-    for row, values in enumerate(stamps):
-        tail = np.asarray(values[len(values) - width :], dtype=np.float64)
-        if len(tail):
-            batch[row, -len(tail) :] = tail
-    return torch.from_numpy(batch)
 
 
 def left_pad(sequences: list[np.ndarray], max_len: int, trim: bool = False) -> torch.Tensor:
@@ -95,8 +82,6 @@ class SASRec(nn.Module):
         max_len: int = 200,
         similarity: str = "dot",
         temperature: float = 1.0,
-        time_gaps: bool = False,
-        time_dates: bool = False,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cosine"):
@@ -108,7 +93,6 @@ class SASRec(nn.Module):
         self.max_len = max_len
         self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=PAD)
         self.position_embedding = nn.Embedding(max_len, hidden)
-        self.time_inputs = TimeInputs(hidden, dates=time_dates) if time_gaps or time_dates else None
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(CausalBlock(hidden, heads, ffn_mult, dropout) for _ in range(layers))
         self.final_norm = nn.LayerNorm(hidden)
@@ -129,17 +113,11 @@ class SASRec(nn.Module):
         itself = torch.eye(length, dtype=torch.bool, device=padded.device)
         return ((causal & real_keys) | itself).unsqueeze(1)
 
-    def forward(self, padded: torch.Tensor, stamps: torch.Tensor | None = None) -> torch.Tensor:
-        """[batch, length <= max_len] item ids (PAD = 0, left-padded) -> [batch, length, hidden].
-
-        ``stamps``: the items' timestamps in seconds (float64, same shape), read only by a
-        model with time inputs; without them its times count as unknown.
-        """
+    def forward(self, padded: torch.Tensor) -> torch.Tensor:
+        """[batch, length <= max_len] item ids (PAD = 0, left-padded) -> [batch, length, hidden]."""
         length = padded.shape[1]
         positions = torch.arange(self.max_len - length, self.max_len, device=padded.device)
         x = self.item_embedding(padded) * math.sqrt(self.hidden) + self.position_embedding(positions)
-        if self.time_inputs is not None:
-            x = x + self.time_inputs(padded, stamps)
         x = self.dropout(x)
         allowed = self.attention_allowed(padded)
         for block in self.blocks:
@@ -158,6 +136,6 @@ class SASRec(nn.Module):
         """Similarity of states [..., hidden] to item vectors [n, hidden], temperature-scaled."""
         return states @ items.T / self.temperature
 
-    def score_last(self, padded: torch.Tensor, stamps: torch.Tensor | None = None) -> torch.Tensor:
+    def score_last(self, padded: torch.Tensor) -> torch.Tensor:
         """Scores of all items as the next item after each sequence: [batch, num_items]."""
-        return self.logits(self(padded, stamps)[:, -1], self.item_vectors())
+        return self.logits(self(padded)[:, -1], self.item_vectors())

@@ -30,21 +30,13 @@ class ListMaker:
 
     def __call__(self, users: np.ndarray) -> list[tuple[str, bytes]]:
         histories = [self.dataset.sequence(int(u)) for u in users]
-        stamps = None
-        if getattr(self.recommender, "reads_stamps", False) and self.dataset.timestamps is not None:
-            offsets = self.dataset.offsets
-            stamps = [self.dataset.timestamps[offsets[u] : offsets[u + 1]] for u in users]
         short = np.array([len(h) < self.min_history for h in histories], dtype=bool)
         items = np.empty((len(users), self.k), dtype=np.int64)
         scores = np.empty((len(users), self.k), dtype=np.float32)
         for mask, model in ((~short, self.recommender), (short, self.popularity)):
             if mask.any():
                 rows = np.flatnonzero(mask)
-                batch = [histories[r] for r in rows]
-                if model is self.recommender and stamps is not None:
-                    items[rows], scores[rows] = model.recommend(batch, self.k, stamps=[stamps[r] for r in rows])
-                else:
-                    items[rows], scores[rows] = model.recommend(batch, self.k)
+                items[rows], scores[rows] = model.recommend([histories[r] for r in rows], self.k)
         return [
             (str(self.dataset.user_ids[u]), records.encode(items[row], scores[row], bool(short[row])))
             for row, u in enumerate(users)

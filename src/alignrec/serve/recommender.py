@@ -24,7 +24,7 @@ from alignrec.device import resolve_device
 from alignrec.errors import AlignrecError
 from alignrec.eval.ranking import top_n_scored
 from alignrec.io import sha256_file
-from alignrec.models.sasrec import SASRec, left_pad, left_pad_stamps
+from alignrec.models.sasrec import SASRec, left_pad
 from alignrec.train.sasrec import BEST, CHECKPOINT, build_model
 
 NO_ITEM = -1
@@ -37,8 +37,7 @@ class TopKRecommender(Protocol):
     def recommend(self, histories: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Internal item ids [B, k] (NO_ITEM pads when fewer exist), scores [B, k], history items excluded.
 
-        Rows are best first; a padded position's score is ``-inf``. A recommender that reads
-        the histories' timestamps has ``reads_stamps = True`` and also takes ``stamps=``.
+        Rows are best first; a padded position's score is ``-inf``.
         """
         ...
 
@@ -85,16 +84,10 @@ class SASRecRecommender:
 
     def __init__(self, model: SASRec) -> None:
         self.model = model.eval()
-        self.reads_stamps = model.time_inputs is not None
 
-    def recommend(
-        self, histories: list[np.ndarray], k: int, stamps: list[np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Without ``stamps``, a model with time inputs takes every time as unknown (less accurate)."""
-        padded = left_pad(histories, self.model.max_len, trim=True)
-        times = left_pad_stamps(stamps, padded.shape[1]) if stamps is not None else None
+    def recommend(self, histories: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
-            scores = self.model.score_last(padded, times)
+            scores = self.model.score_last(left_pad(histories, self.model.max_len, trim=True))
         items, values = top_n_scored(scores, histories, k)
         return _padded(items, values, k)
 

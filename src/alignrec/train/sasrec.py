@@ -19,7 +19,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +33,7 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.evaluator import EvalResult, evaluate_rankings
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, atomic_path
-from alignrec.models.sasrec import PAD, SASRec, left_pad, left_pad_stamps
-from alignrec.models.time_inputs import date_edges
+from alignrec.models.sasrec import PAD, SASRec, left_pad
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best_model.pt"
@@ -56,70 +55,34 @@ def shuffle_ties(dataset: SequenceDataset, user: int, sequence: np.ndarray,
     return sequence[np.lexsort((rng.random(len(sequence)), stamps))]
 
 
-class Windows(NamedTuple):
-    inputs: torch.Tensor
-    """[windows, max_len] item ids, PAD-left-padded, shifted by one."""
-    outputs: torch.Tensor
-    """The next item after each input position, the same way."""
-    stamps: torch.Tensor | None
-    """The inputs' timestamps (float64), when the dataset has them."""
-
-
 def training_windows(
     dataset: SequenceDataset,
     max_len: int,
     all_windows: bool = False,
     with_valid: bool = False,
     tie_rng: np.random.Generator | None = None,
-) -> Windows:
-    """Training inputs, next-item targets and input timestamps.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-item targets ([windows, max_len], PAD-left-padded, ids shifted by one).
 
     One window per user holds its most recent ``max_len`` targets. With
     ``all_windows`` a longer history is cut, from the end, into further windows
     whose targets do not overlap, so no training interaction is left out. With
     ``tie_rng``, same-timestamp items are shuffled first (``shuffle_ties``).
     """
-    inputs, outputs, stamps = [], [], []
+    inputs, outputs = [], []
     for user in range(dataset.num_users):
         sequence = train_sequence(dataset, user, with_valid)
         if tie_rng is not None:
             sequence = shuffle_ties(dataset, user, sequence, tie_rng)
-        times = user_stamps(dataset, user, len(sequence))
         end = len(sequence)
         while end >= 2:
-            start = max(0, end - max_len - 1)
-            inputs.append(sequence[start : end - 1])
-            outputs.append(sequence[start + 1 : end])
-            if times is not None:
-                stamps.append(times[start : end - 1])
+            window = sequence[max(0, end - max_len - 1) : end]
+            inputs.append(window[:-1])
+            outputs.append(window[1:])
             if not all_windows:
                 break
             end -= max_len
-    padded_stamps = left_pad_stamps(stamps, max_len) if dataset.timestamps is not None else None
-    return Windows(left_pad(inputs, max_len), left_pad(outputs, max_len), padded_stamps)
-
-
-def user_stamps(dataset: SequenceDataset, user: int, length: int) -> np.ndarray | None:
-    """Timestamps of the first ``length`` items of a user (sequences are in time order)."""
-    if dataset.timestamps is None:
-        return None
-    start = dataset.offsets[user]
-    return dataset.timestamps[start : start + length]
-
-
-def time_aware_model(dataset: SequenceDataset, config: SASRecConfig, with_valid: bool) -> SASRec:
-    """A new model; with time inputs, its date spans are cut from the training timestamps."""
-    model = build_model(dataset.num_items, config)
-    if model.time_inputs is not None:
-        if dataset.timestamps is None:
-            raise AlignrecError(
-                f"sasrec.time_gaps/time_dates: dataset {dataset.name!r} has no timestamps; prepare it "
-                "from data with a timestamp column, or set sasrec.time_gaps=false sasrec.time_dates=false"
-            )
-        lengths = [len(train_sequence(dataset, user, with_valid)) for user in range(dataset.num_users)]
-        stamps = [user_stamps(dataset, user, length) for user, length in enumerate(lengths)]
-        model.time_inputs.set_date_edges(date_edges(np.concatenate(stamps)))
-    return model
+    return left_pad(inputs, max_len), left_pad(outputs, max_len)
 
 
 def build_model(num_items: int, config: SASRecConfig) -> SASRec:
@@ -133,8 +96,6 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         max_len=config.max_len,
         similarity=config.similarity,
         temperature=config.temperature,
-        time_gaps=config.time_gaps,
-        time_dates=config.time_dates,
     )
 
 
@@ -154,15 +115,15 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def first_real_column(inputs: torch.Tensor) -> int:
-    """Columns before this one are padding in every row and can be dropped."""
+def trim_padding(inputs: torch.Tensor, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop leading columns that are padding in every row."""
     real = (inputs != PAD).any(0)
-    return int(real.to(torch.uint8).argmax()) if bool(real.any()) else inputs.shape[1] - 1
+    first = int(real.to(torch.uint8).argmax()) if bool(real.any()) else inputs.shape[1] - 1
+    return inputs[:, first:], outputs[:, first:]
 
 
-def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str,
-                  stamps: torch.Tensor | None = None) -> torch.Tensor:
-    states = model(inputs, stamps)
+def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str) -> torch.Tensor:
+    states = model(inputs)
     real = outputs != PAD
     states, positives = states[real], outputs[real] - 1
     items = model.item_vectors()
@@ -176,18 +137,12 @@ def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, lo
     )
 
 
-def scorer_for(model: SASRec, dataset: SequenceDataset) -> Any:
+def scorer_for(model: SASRec) -> Any:
     """Scores on the model's device, returned on the CPU for ranking."""
     device = model.item_embedding.weight.device
-    timed = model.time_inputs is not None and dataset.timestamps is not None
 
     def score(users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
-        padded = left_pad(histories, model.max_len, trim=True)
-        stamps = None
-        if timed:  # a history is the start of its user's sequence
-            times = [user_stamps(dataset, int(u), len(h)) for u, h in zip(users, histories, strict=True)]
-            stamps = left_pad_stamps(times, padded.shape[1]).to(device)
-        return model.score_last(padded.to(device), stamps).cpu()
+        return model.score_last(left_pad(histories, model.max_len, trim=True).to(device)).cpu()
 
     return score
 
@@ -202,7 +157,7 @@ def evaluate_sasrec(
 ) -> EvalResult:
     model.eval()
     rankings = rank_all_users(
-        scorer_for(model, dataset), dataset, split, max(ks), exclude_history, progress=progress
+        scorer_for(model), dataset, split, max(ks), exclude_history, progress=progress
     )
     return evaluate_rankings(dataset, rankings, split, "sasrec", ks, exclude_history)
 
@@ -268,7 +223,7 @@ def train_sasrec(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     device = torch.device(device)
-    model = time_aware_model(dataset, config, with_valid=final_fit).to(device)
+    model = build_model(dataset.num_items, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = TrainState()
     checkpoint_path = out / CHECKPOINT
@@ -290,8 +245,8 @@ def train_sasrec(
         if progress and not state.done:
             print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
 
-    windows = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
-    lengths = (windows.inputs != PAD).sum(1).numpy()
+    inputs, outputs = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
+    lengths = (inputs != PAD).sum(1).numpy()
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="SASRec", unit="epoch", disable=not progress)
     while not state.done and state.epoch < config.epochs:
         started = time.perf_counter()
@@ -299,23 +254,19 @@ def train_sasrec(
         torch.manual_seed(seed * 100_003 + epoch)
         batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([seed, epoch]))
         if config.shuffle_ties:
-            windows = training_windows(
+            inputs, outputs = training_windows(
                 dataset, config.max_len, config.all_windows, final_fit, np.random.default_rng([seed, epoch, 1])
             )
         model.train()
         total = 0.0
         for index in batches:
-            first = first_real_column(windows.inputs[index])
-            batch_in, batch_out = (t[index, first:].to(device) for t in (windows.inputs, windows.outputs))
-            stamps = None
-            if model.time_inputs is not None and windows.stamps is not None:
-                stamps = windows.stamps[index, first:].to(device)
-            loss = sequence_loss(model, batch_in, batch_out, config.loss, stamps)
+            batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
+            loss = sequence_loss(model, batch_in, batch_out, config.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(index)
-        row: dict[str, float] = {"epoch": epoch, "loss": total / len(windows.inputs)}
+        row: dict[str, float] = {"epoch": epoch, "loss": total / len(inputs)}
         if final_fit:  # the validation item is training data now: the last epoch's weights are kept
             state.best_epoch = epoch
         elif epoch % config.eval_every == 0 or epoch == config.epochs:
