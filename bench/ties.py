@@ -46,7 +46,7 @@ def main() -> None:
     print(f"{dataset.name}: {pair_share:.1%} of consecutive ratings share a second; "
           f"{tied.mean():.1%} of {len(users)} test items share theirs with the validation item")
     truth = targets(dataset, users, "test")
-    print(f"{'rankings':60} {'Recall@%d tied' % args.k:>16} {'untied':>8} {'ratio':>6}")
+    print(f"{'rankings':60} {f'Recall@{args.k} tied':>16} {'untied':>8} {'ratio':>6}")
     for path in args.rankings:
         ranked = read_predictions(path, dataset)
         hits = np.array([truth[i] in ranked.get(int(user), [])[: args.k] for i, user in enumerate(users)])

@@ -66,10 +66,11 @@ class SASRecConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    """``constant``, or ``linear``: decay to zero at the end of ``epochs`` (suits a final fit,
+    whose epoch count is fixed)."""
     all_windows: bool = False
     """Train on every ``max_len`` window of a long history, not only its most recent one."""
-    shuffle_ties: bool = False
-    """Each epoch, put a user's same-timestamp training items in a fresh random order."""
     train_on: str = "train"
     """``train``: early stopping on the validation item. ``train+valid``: a final fit for exactly
     ``epochs`` epochs (chosen on validation first) that also learns from the validation item,

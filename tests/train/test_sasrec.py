@@ -121,22 +121,16 @@ def test_final_fit_learns_the_validation_item_and_runs_fixed_epochs(tmp_path) ->
         trainer.train_sasrec(cyc, SASRecConfig(epochs=1, train_on="all", **SMALL), tmp_path / "x", progress=False)
 
 
-def test_shuffle_ties_reorders_only_same_second_training_items() -> None:
-    import numpy as np
-
-    from tests.conftest import make_dataset
-
-    ds = make_dataset({"u": ["a", "b", "c", "d", "e", "f", "g"]})
-    ds.timestamps = np.array([1, 1, 1, 2, 3, 3, 3], dtype=np.float64)  # f, g: validation and test
-    a, b, c, d, e = (ds.item_index()[name] for name in "abcde")
-    orders = set()
-    for seed in range(30):
-        _, out = trainer.training_windows(ds, max_len=8, tie_rng=np.random.default_rng(seed))
-        shuffled = trainer.shuffle_ties(ds, 0, ds.sequence(0)[:5], np.random.default_rng(seed))
-        assert sorted(shuffled[:3].tolist()) == sorted([a, b, c]) and shuffled[3:].tolist() == [d, e]
-        targets = out[0][out[0] > 0] - 1
-        assert targets[-2:].tolist() == [d, e]  # e shares its second with f, g but they stay held out
-        orders.add(tuple(shuffled[:3].tolist()))
-    assert len(orders) == 6  # every order of the three same-second items turns up
-    ds.timestamps = None
-    assert trainer.shuffle_ties(ds, 0, ds.sequence(0), np.random.default_rng(0)).tolist() == ds.sequence(0).tolist()
+def test_linear_schedule_decays_to_zero_over_the_epochs(tmp_path) -> None:
+    config = SASRecConfig(epochs=4, lr_schedule="linear", **SMALL)
+    assert trainer.learning_rate(config, 0, 100) == config.lr
+    assert trainer.learning_rate(config, 50, 100) == pytest.approx(config.lr / 2)
+    assert trainer.learning_rate(config, 100, 100) == 0.0
+    assert trainer.learning_rate(SASRecConfig(**SMALL), 99, 100) == SMALL["lr"]  # constant by default
+    ds = cyclic_dataset(num_users=60)
+    trainer.train_sasrec(ds, config, tmp_path, progress=False)
+    saved = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=False)
+    last_lr = saved["optimizer"]["param_groups"][0]["lr"]
+    assert 0.0 < last_lr <= config.lr / 4  # the last of 4 epochs' steps ran at the bottom of the slope
+    with pytest.raises(AlignrecError, match="lr_schedule"):
+        trainer.train_sasrec(ds, SASRecConfig(epochs=1, lr_schedule="cosine", **SMALL), tmp_path / "x", progress=False)

@@ -40,40 +40,18 @@ BEST = "best_model.pt"
 EMBEDDINGS = "item_embeddings.npz"
 
 
-def shuffle_ties(dataset: SequenceDataset, user: int, sequence: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
-    """``sequence`` (a prefix of the user's) with same-timestamp items in a random order.
-
-    Ratings given in the same second have no order of their own (ML-1M: 53% of
-    consecutive pairs); a fresh order each epoch teaches the model that, instead
-    of the file's arbitrary one.
-    """
-    if dataset.timestamps is None:
-        return sequence
-    start = dataset.offsets[user]
-    stamps = dataset.timestamps[start : start + len(sequence)]
-    return sequence[np.lexsort((rng.random(len(sequence)), stamps))]
-
-
 def training_windows(
-    dataset: SequenceDataset,
-    max_len: int,
-    all_windows: bool = False,
-    with_valid: bool = False,
-    tie_rng: np.random.Generator | None = None,
+    dataset: SequenceDataset, max_len: int, all_windows: bool = False, with_valid: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-item targets ([windows, max_len], PAD-left-padded, ids shifted by one).
 
     One window per user holds its most recent ``max_len`` targets. With
     ``all_windows`` a longer history is cut, from the end, into further windows
-    whose targets do not overlap, so no training interaction is left out. With
-    ``tie_rng``, same-timestamp items are shuffled first (``shuffle_ties``).
+    whose targets do not overlap, so no training interaction is left out.
     """
     inputs, outputs = [], []
     for user in range(dataset.num_users):
         sequence = train_sequence(dataset, user, with_valid)
-        if tie_rng is not None:
-            sequence = shuffle_ties(dataset, user, sequence, tie_rng)
         end = len(sequence)
         while end >= 2:
             window = sequence[max(0, end - max_len - 1) : end]
@@ -135,6 +113,16 @@ def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, lo
     return F.binary_cross_entropy_with_logits(
         torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
     )
+
+
+def learning_rate(config: SASRecConfig, step: int, total_steps: int) -> float:
+    """``lr`` throughout, or (``lr_schedule: linear``) decayed linearly to zero over ``epochs``.
+
+    A function of the global step only, so a resumed run follows the same schedule.
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * max(0.0, 1.0 - step / max(total_steps, 1))
 
 
 def scorer_for(model: SASRec) -> Any:
@@ -215,6 +203,8 @@ def train_sasrec(
     """
     if config.loss not in ("ce", "bce"):
         raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
+    if config.lr_schedule not in ("constant", "linear"):
+        raise AlignrecError(f"sasrec.lr_schedule={config.lr_schedule!r}: choose constant or linear")
     if config.train_on not in ("train", "train+valid"):
         raise AlignrecError(f"sasrec.train_on={config.train_on!r}: choose train or train+valid")
     final_fit = config.train_on == "train+valid"
@@ -253,15 +243,13 @@ def train_sasrec(
         epoch = state.epoch + 1
         torch.manual_seed(seed * 100_003 + epoch)
         batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([seed, epoch]))
-        if config.shuffle_ties:
-            inputs, outputs = training_windows(
-                dataset, config.max_len, config.all_windows, final_fit, np.random.default_rng([seed, epoch, 1])
-            )
         model.train()
         total = 0.0
-        for index in batches:
+        for step, index in enumerate(batches, start=(epoch - 1) * len(batches)):
             batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
             loss = sequence_loss(model, batch_in, batch_out, config.loss)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step, config.epochs * len(batches))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
