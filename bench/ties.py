@@ -22,15 +22,14 @@ from alignrec.data.split import eval_users, targets
 from alignrec.eval.predictions import read_predictions
 
 
-def tie_shares(dataset: SequenceDataset) -> tuple[float, np.ndarray]:
-    """Share of consecutive same-second pairs, and per evaluated user whether test ties validation."""
+def tie_shares(dataset: SequenceDataset, users: np.ndarray) -> tuple[float, np.ndarray]:
+    """Share of consecutive same-second pairs, and per user of ``users`` whether test ties validation."""
     stamps, offsets = dataset.timestamps, dataset.offsets
     if stamps is None:
         raise SystemExit(f"{dataset.name}: the prepared dataset has no timestamps; nothing to measure")
     same = np.diff(stamps) == 0
     inside_user = np.ones(len(stamps) - 1, dtype=bool)
     inside_user[offsets[1:-1] - 1] = False  # pairs across two users do not count
-    users = eval_users(dataset)
     return float(same[inside_user].mean()), stamps[offsets[users + 1] - 1] == stamps[offsets[users + 1] - 2]
 
 
@@ -41,8 +40,8 @@ def main() -> None:
     parser.add_argument("rankings", nargs="*", help="rankings_test.jsonl files to split by ties")
     args = parser.parse_args()
     dataset = SequenceDataset.load(args.data)
-    pair_share, tied = tie_shares(dataset)
     users = eval_users(dataset)
+    pair_share, tied = tie_shares(dataset, users)
     print(f"{dataset.name}: {pair_share:.1%} of consecutive ratings share a second; "
           f"{tied.mean():.1%} of {len(users)} test items share theirs with the validation item")
     truth = targets(dataset, users, "test")

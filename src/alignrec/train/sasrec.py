@@ -245,11 +245,12 @@ def train_sasrec(
         batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([seed, epoch]))
         model.train()
         total = 0.0
+        total_steps = config.epochs * len(batches)  # every epoch has the same windows, so the same count
         for step, index in enumerate(batches, start=(epoch - 1) * len(batches)):
             batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
             loss = sequence_loss(model, batch_in, batch_out, config.loss)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step, config.epochs * len(batches))
+                group["lr"] = learning_rate(config, step, total_steps)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
