@@ -52,3 +52,14 @@ def test_cosine_similarity_bounds_scores_by_the_temperature() -> None:
         scores = net.score_last(left_pad([np.array([1, 2, 3])], 8))
     assert scores.abs().max() <= 1 / 0.1 + 1e-4
     assert scores.abs().max() > 1.0  # the temperature really scales
+
+
+def test_logits_are_cosine_over_the_temperature() -> None:
+    torch.manual_seed(0)
+    net = SASRec(num_items=20, hidden=16, layers=1, heads=1, dropout=0.0, max_len=8,
+                 similarity="cosine", temperature=0.1).eval()
+    states = torch.randn(3, 16)
+    items = torch.randn(20, 16)
+    expected = torch.nn.functional.cosine_similarity(states[:, None], items[None], dim=-1) / 0.1
+    unit = torch.nn.functional.normalize
+    assert torch.allclose(net.logits(unit(states, dim=-1), unit(items, dim=-1)), expected, atol=1e-5)

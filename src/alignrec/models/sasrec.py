@@ -133,8 +133,14 @@ class SASRec(nn.Module):
         return F.normalize(items, dim=-1) if self.cosine else items
 
     def logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Similarity of states [..., hidden] to item vectors [n, hidden], temperature-scaled."""
-        return states @ items.T / self.temperature
+        """Similarity of states [..., hidden] to item vectors [n, hidden], temperature-scaled.
+
+        The temperature divides the states, not the logits: ``hidden`` numbers per row
+        instead of ``n`` (a pass over the largest tensor of a training step saved).
+        """
+        if self.temperature != 1.0:
+            states = states / self.temperature
+        return states @ items.T
 
     def score_last(self, padded: torch.Tensor) -> torch.Tensor:
         """Scores of all items as the next item after each sequence: [batch, num_items]."""
