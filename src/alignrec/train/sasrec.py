@@ -74,6 +74,7 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         max_len=config.max_len,
         similarity=config.similarity,
         temperature=config.temperature,
+        block=config.block,
     )
 
 
