@@ -57,9 +57,6 @@ class SASRecConfig:
     ffn_mult: int = 4
     dropout: float = 0.2
     max_len: int = 200
-    block: str = "pre_norm"
-    """``pre_norm`` transformer block, or the ``original`` SASRec block (query-only
-    normalisation, ReLU feed-forward, attention dropout)."""
     similarity: str = "dot"
     """``dot`` product, or ``cosine`` of unit vectors divided by ``temperature``."""
     temperature: float = 0.05

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from alignrec.models.sasrec import PAD, SASRec, left_pad
@@ -17,12 +16,8 @@ def test_left_pad_shifts_ids_and_keeps_the_latest() -> None:
     assert left_pad([np.array([1]), np.array([2, 3])], max_len=8, trim=True).tolist() == [[PAD, 2], [3, 4]]
 
 
-BLOCKS = pytest.mark.parametrize("block", ["pre_norm", "original"])
-
-
-@BLOCKS
-def test_outputs_are_causal(block: str) -> None:
-    net = model(block=block)
+def test_outputs_are_causal() -> None:
+    net = model()
     a = torch.tensor([[1, 2, 3, 4, 5]])
     b = torch.tensor([[1, 2, 3, 9, 11]])
     with torch.no_grad():
@@ -31,9 +26,8 @@ def test_outputs_are_causal(block: str) -> None:
     assert not torch.allclose(out_a[:, 3:], out_b[:, 3:])
 
 
-@BLOCKS
-def test_padding_width_does_not_change_scores(block: str) -> None:
-    net = model(block=block)
+def test_padding_width_does_not_change_scores() -> None:
+    net = model()
     history = [np.array([3, 4, 5])]
     with torch.no_grad():
         full = net.score_last(left_pad(history, 8))
@@ -42,9 +36,8 @@ def test_padding_width_does_not_change_scores(block: str) -> None:
     assert torch.allclose(full, trimmed, atol=1e-5)
 
 
-@BLOCKS
-def test_padding_positions_output_zero(block: str) -> None:
-    net = model(block=block)
+def test_padding_positions_output_zero() -> None:
+    net = model()
     with torch.no_grad():
         out = net(torch.tensor([[PAD, PAD, 3, 4]]))
     assert torch.all(out[0, :2] == 0) and torch.all(out[0, 2:].abs().sum(-1) > 0)
@@ -70,24 +63,3 @@ def test_logits_are_cosine_over_the_temperature() -> None:
     expected = torch.nn.functional.cosine_similarity(states[:, None], items[None], dim=-1) / 0.1
     unit = torch.nn.functional.normalize
     assert torch.allclose(net.logits(unit(states, dim=-1), unit(items, dim=-1)), expected, atol=1e-5)
-
-
-def test_original_block_drops_attention_weights_only_in_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[float] = []
-    attention = torch.nn.functional.scaled_dot_product_attention
-
-    def recording(*args, dropout_p: float = 0.0, **kwargs):
-        seen.append(dropout_p)
-        return attention(*args, dropout_p=dropout_p, **kwargs)
-
-    monkeypatch.setattr("alignrec.models.sasrec.F.scaled_dot_product_attention", recording)
-    net = SASRec(num_items=20, hidden=16, layers=1, heads=2, dropout=0.3, max_len=8, block="original")
-    batch = torch.tensor([[1, 2, 3, 4, 5, 6]])
-    net.train()(batch)
-    net.eval()(batch)
-    assert seen == [0.3, 0.0]
-
-
-def test_unknown_block_is_refused() -> None:
-    with pytest.raises(ValueError, match="block must be one of"):
-        SASRec(num_items=5, block="post_norm")

@@ -70,46 +70,6 @@ class CausalBlock(nn.Module):
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
-class OriginalBlock(nn.Module):
-    """The block of Kang & McAuley's code (and the pmixer/HSTU PyTorch ports behind the
-    published ML-1M numbers): only the query is normalised and the residual adds to the
-    normalised query; then a normalised ReLU feed-forward with its own residual; dropout
-    also on the attention weights.
-    """
-
-    def __init__(self, hidden: int, heads: int, ffn_mult: int, dropout: float) -> None:
-        super().__init__()
-        if hidden % heads:
-            raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
-        self.heads = heads
-        self.attention_dropout = dropout
-        self.attention_norm = nn.LayerNorm(hidden)
-        self.query = nn.Linear(hidden, hidden)
-        self.key_value = nn.Linear(hidden, 2 * hidden)
-        self.attention_out = nn.Linear(hidden, hidden)
-        self.ffn_norm = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(
-            nn.Linear(hidden, hidden * ffn_mult), nn.Dropout(dropout), nn.ReLU(),
-            nn.Linear(hidden * ffn_mult, hidden), nn.Dropout(dropout),
-        )
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        batch, length, hidden = x.shape
-        heads, width = self.heads, hidden // self.heads
-        normed = self.attention_norm(x)
-        q = self.query(normed).view(batch, length, heads, width).transpose(1, 2)
-        k, v = self.key_value(x).view(batch, length, 2, heads, width).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.attention_dropout if self.training else 0.0
-        )
-        x = normed + self.attention_out(attended.transpose(1, 2).reshape(batch, length, hidden))
-        x = self.ffn_norm(x)
-        return x + self.ffn(x)
-
-
-BLOCKS: dict[str, type[nn.Module]] = {"pre_norm": CausalBlock, "original": OriginalBlock}
-
-
 class SASRec(nn.Module):
     def __init__(
         self,
@@ -122,13 +82,10 @@ class SASRec(nn.Module):
         max_len: int = 200,
         similarity: str = "dot",
         temperature: float = 1.0,
-        block: str = "pre_norm",
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cosine"):
             raise ValueError(f"similarity must be dot or cosine, got {similarity!r}")
-        if block not in BLOCKS:
-            raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
         self.cosine = similarity == "cosine"
         self.temperature = temperature if self.cosine else 1.0
         self.num_items = num_items
@@ -137,7 +94,7 @@ class SASRec(nn.Module):
         self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=PAD)
         self.position_embedding = nn.Embedding(max_len, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(BLOCKS[block](hidden, heads, ffn_mult, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(CausalBlock(hidden, heads, ffn_mult, dropout) for _ in range(layers))
         self.final_norm = nn.LayerNorm(hidden)
         self.reset_parameters()
 

@@ -74,7 +74,6 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         max_len=config.max_len,
         similarity=config.similarity,
         temperature=config.temperature,
-        block=config.block,
     )
 
 
