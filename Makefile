@@ -23,6 +23,7 @@ run: setup
 	$(BIN)/alignrec run --config default
 
 test: setup
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 test-unit: setup

@@ -251,16 +251,15 @@ def main() -> None:
     from alignrec.data.dataset import SequenceDataset
 
     users = [str(u) for u in SequenceDataset.load(Path(args.run) / "data").user_ids]
-    users_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-    users_file.write("\n".join(users) + "\n")
-    users_file.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as users_file:
+        users_file.write("\n".join(users) + "\n")
 
     env = {**os.environ, "PYTHONPATH": str(SRC), "ALIGNREC_API_KEY": KEY}
     ports = {name: free_port() for name in ("ours", "bare", "bare-bytes")}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     servers = {"ours": start([sys.executable, "-m", "alignrec.cli", "serve", "--run", args.run, "--store", args.store,
                               "--port", str(ports["ours"])], env)}
-    constant = tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False)
+    constant = tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False)  # noqa: SIM115 (filled once "ours" answers)
     try:
         wait_ready(bases["ours"], "/readyz")
         constant.write(httpx.get(f"{bases['ours']}/v1/users/{users[0]}/recommendations?k=10").content)

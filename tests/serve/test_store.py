@@ -10,10 +10,7 @@ from alignrec.serve.store import PUBLISHED, STAGING, SnapshotStore, StoreError, 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request, tmp_path) -> SnapshotStore:
-    if request.param == "sqlite":
-        url = f"sqlite:{tmp_path / 'store.sqlite'}"
-    else:
-        url = request.getfixturevalue("redis_url")
+    url = f"sqlite:{tmp_path / 'store.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
     with open_store(url) as opened:
         yield opened
 

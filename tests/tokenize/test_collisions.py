@@ -22,7 +22,9 @@ def test_colliding_items_get_the_cheapest_distinct_last_codes() -> None:
     fixed, info = resolve_collisions(codes, residual, book)
     assert sorted(fixed[:3, 1].tolist()) == [0, 1, 2]
     assert fixed[3].tolist() == [1, 0]  # no collision in its prefix: untouched
-    cost = lambda last: sum(float((residual[i, 0] - book[c, 0]) ** 2) for i, c in enumerate(last))
+    def cost(last) -> float:
+        return sum(float((residual[i, 0] - book[c, 0]) ** 2) for i, c in enumerate(last))
+
     best = min(cost(p) for p in itertools.permutations(range(4), 3))
     assert cost(fixed[:3, 1]) == pytest.approx(best)  # 10.0 is never worth taking
     assert 3 not in fixed[:3, 1]

@@ -98,9 +98,8 @@ class SequenceDataset:
             arrays["timestamps"] = self.timestamps.astype(np.float64)
         for name, column in self.item_text.items():
             arrays[f"text_{name}"] = np.asarray(column, dtype=str)
-        with atomic_path(folder / "dataset.npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+        with atomic_path(folder / "dataset.npz") as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
         if self.published_codes is not None:
             write_json(folder / "published_codes.json", self.published_codes)
         write_json(folder / "manifest.json", {"format_version": FORMAT_VERSION, **self.manifest})
@@ -131,7 +130,7 @@ class SequenceDataset:
                 item_ids=arrays["item_ids"],
                 offsets=arrays["offsets"],
                 items=arrays["items"],
-                timestamps=arrays["timestamps"] if "timestamps" in arrays else None,
+                timestamps=arrays.get("timestamps"),
                 item_text=text,
                 published_codes=read_json(codes_path) if codes_path.is_file() else None,
                 manifest=manifest,

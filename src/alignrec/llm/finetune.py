@@ -22,7 +22,6 @@ tokens/s, and a validation Recall@10 by constrained beam search on a fixed user 
 from __future__ import annotations
 
 import csv
-import math
 import os
 import resource
 import time

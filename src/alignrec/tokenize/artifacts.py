@@ -65,9 +65,8 @@ class TokenizerArtifact:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def save_artifact(artifact: TokenizerArtifact, out: str | Path) -> None:

@@ -86,7 +86,6 @@ def encode_texts(
         if vectors.shape[0] == len(texts):
             return vectors, {**info, "cached": True}
     vectors = _encode(model_dir, texts, batch_size)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, vectors)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, vectors)
     return vectors, {**info, "cached": False}
