@@ -62,11 +62,7 @@ class SASRecConfig:
     temperature: float = 0.05
     """Only for ``cosine``."""
     loss: str = "ce"
-    """``ce``: full softmax over all items; ``sampled``: softmax over the positive and
-    ``negatives`` items drawn uniformly per batch (the HSTU code's SASRec); ``bce``: the
-    original one-negative binary loss."""
-    negatives: int = 128
-    """Only for ``sampled``: negatives per batch, shared by its positions."""
+    """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.0

@@ -1,7 +1,5 @@
 """SASRec learns what it should, and a resumed run equals an uninterrupted one."""
 
-import math
-
 import pytest
 import torch
 
@@ -65,37 +63,6 @@ def test_bce_loss_trains(tmp_path) -> None:
     ds = cyclic_dataset(num_users=60)
     _, _, state = trainer.train_sasrec(ds, SASRecConfig(epochs=3, loss="bce", **SMALL), tmp_path, progress=False)
     assert state.log[-1]["loss"] < state.log[0]["loss"]
-
-
-def test_sampled_softmax_learns_a_pattern_popularity_cannot(tmp_path) -> None:
-    ds = cyclic_dataset()
-    config = SASRecConfig(epochs=25, loss="sampled", negatives=8, **SMALL)
-    _, test, state = trainer.train_sasrec(ds, config, tmp_path, progress=False)
-    assert state.log[-1]["loss"] < 0.5 * state.log[0]["loss"]
-    assert test.metrics["recall@10"] > 0.9
-
-
-def test_sampled_softmax_masks_negatives_that_are_the_positive() -> None:
-    torch.manual_seed(0)
-    model = trainer.build_model(2, SASRecConfig(**{**SMALL, "dropout": 0.0})).eval()
-    inputs, outputs = torch.tensor([[1, 2, 1]]), torch.tensor([[2, 1, 2]])  # positives: items 1, 0, 1
-    # A one-item catalogue draws only the positive: everything is masked, the loss is exactly 0.
-    lonely = trainer.build_model(1, SASRecConfig(**SMALL)).eval()
-    assert trainer.sequence_loss(lonely, torch.tensor([[1, 1]]), torch.tensor([[1, 1]]), "sampled", 5) == 0
-    # Two items: each position's softmax holds its positive once and every draw of the other item.
-    torch.manual_seed(7)
-    loss = trainer.sequence_loss(model, inputs, outputs, "sampled", 6)
-    torch.manual_seed(7)
-    draws = torch.randint(0, 2, (6,))
-    with torch.no_grad():
-        scores = model.logits(model(inputs)[0], model.item_vectors())  # [3 positions, 2 items]
-    expected = []
-    for position, positive in enumerate([1, 0, 1]):
-        others = int((draws != positive).sum())
-        mine, other = scores[position, positive], scores[position, 1 - positive]
-        log_partition = torch.logaddexp(mine, other + math.log(others)) if others else mine
-        expected.append(log_partition - mine)
-    assert loss.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
 
 
 def test_bucketed_batches_cover_every_user_once() -> None:

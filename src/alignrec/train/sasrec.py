@@ -1,9 +1,8 @@
 """Train SASRec with early stopping on validation NDCG@10, then evaluate on test.
 
 Loss: full softmax cross-entropy over all items at every position (``ce``,
-default), a softmax over the positive and a batch's shared uniform negatives
-(``sampled``, as the HSTU code trains its SASRec), or the original paper's
-binary loss with one sampled negative (``bce``). Full softmax is affordable for catalogues of tens of thousands of
+default) or the original paper's binary loss with one sampled negative
+(``bce``). Full softmax is affordable for catalogues of tens of thousands of
 items and is known to lift SASRec far above its BCE numbers (Klenitskiy &
 Vasilev, RecSys 2023); BENCHMARKS.md has both measured on the same data.
 
@@ -101,26 +100,16 @@ def trim_padding(inputs: torch.Tensor, outputs: torch.Tensor) -> tuple[torch.Ten
     return inputs[:, first:], outputs[:, first:]
 
 
-def sequence_loss(
-    model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str, negatives: int = 128
-) -> torch.Tensor:
+def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str) -> torch.Tensor:
     states = model(inputs)
     real = outputs != PAD
     states, positives = states[real], outputs[real] - 1
     items = model.item_vectors()
     if loss == "ce":
         return F.cross_entropy(model.logits(states, items), positives)
-    if loss == "sampled":
-        # One draw per batch keeps the negatives a matrix product; a draw that is the
-        # position's own positive is masked out rather than counted against it.
-        sampled = torch.randint(0, model.num_items, (negatives,), device=positives.device)
-        positive = (states * items[positives]).sum(-1, keepdim=True) / model.temperature
-        negative = model.logits(states, items[sampled]).masked_fill(sampled == positives[:, None], float("-inf"))
-        logits = torch.cat([positive, negative], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(positives))
-    drawn = torch.randint(0, model.num_items, positives.shape, device=positives.device)
+    negatives = torch.randint(0, model.num_items, positives.shape, device=positives.device)
     pos = (states * items[positives]).sum(-1) / model.temperature
-    neg = (states * items[drawn]).sum(-1) / model.temperature
+    neg = (states * items[negatives]).sum(-1) / model.temperature
     return F.binary_cross_entropy_with_logits(
         torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
     )
@@ -212,8 +201,8 @@ def train_sasrec(
 
     On a GPU the run is as reproducible as its kernels allow, not bit-equal to a CPU run.
     """
-    if config.loss not in ("ce", "sampled", "bce"):
-        raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce, sampled or bce")
+    if config.loss not in ("ce", "bce"):
+        raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
     if config.lr_schedule not in ("constant", "linear"):
         raise AlignrecError(f"sasrec.lr_schedule={config.lr_schedule!r}: choose constant or linear")
     if config.train_on not in ("train", "train+valid"):
@@ -259,7 +248,7 @@ def train_sasrec(
         total_steps = config.epochs * len(batches)  # every epoch has the same windows, so the same count
         for step, index in enumerate(batches, start=(epoch - 1) * len(batches)):
             batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
-            loss = sequence_loss(model, batch_in, batch_out, config.loss, config.negatives)
+            loss = sequence_loss(model, batch_in, batch_out, config.loss)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step, total_steps)
             optimizer.zero_grad(set_to_none=True)
