@@ -61,6 +61,11 @@ class SASRecConfig:
     """``dot`` product, or ``cosine`` of unit vectors divided by ``temperature``."""
     temperature: float = 0.05
     """Only for ``cosine``."""
+    relative_bias: bool = False
+    """Add a learned bias per head and distance back in the sequence to the attention logits (HSTU)."""
+    init_std: float | None = None
+    """Start every weight at N(0, init_std) (BERT/GPT-2 style); null: embeddings at N(0, hidden^-1/2)
+    and PyTorch's default linear layers."""
     loss: str = "ce"
     """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
     batch_size: int = 64

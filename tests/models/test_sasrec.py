@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from alignrec.models.sasrec import PAD, SASRec, left_pad
@@ -7,6 +8,9 @@ from alignrec.models.sasrec import PAD, SASRec, left_pad
 def model(**kwargs) -> SASRec:
     torch.manual_seed(0)
     net = SASRec(num_items=20, hidden=16, layers=2, heads=2, dropout=0.0, max_len=8, **kwargs)
+    for block in net.blocks:  # the bias starts at zero; make it matter
+        if block.relative_bias is not None:
+            block.relative_bias.data.normal_()
     return net.eval()
 
 
@@ -16,8 +20,9 @@ def test_left_pad_shifts_ids_and_keeps_the_latest() -> None:
     assert left_pad([np.array([1]), np.array([2, 3])], max_len=8, trim=True).tolist() == [[PAD, 2], [3, 4]]
 
 
-def test_outputs_are_causal() -> None:
-    net = model()
+@pytest.mark.parametrize("relative_bias", [False, True])
+def test_outputs_are_causal(relative_bias: bool) -> None:
+    net = model(relative_bias=relative_bias)
     a = torch.tensor([[1, 2, 3, 4, 5]])
     b = torch.tensor([[1, 2, 3, 9, 11]])
     with torch.no_grad():
@@ -26,8 +31,9 @@ def test_outputs_are_causal() -> None:
     assert not torch.allclose(out_a[:, 3:], out_b[:, 3:])
 
 
-def test_padding_width_does_not_change_scores() -> None:
-    net = model()
+@pytest.mark.parametrize("relative_bias", [False, True])
+def test_padding_width_does_not_change_scores(relative_bias: bool) -> None:
+    net = model(relative_bias=relative_bias)
     history = [np.array([3, 4, 5])]
     with torch.no_grad():
         full = net.score_last(left_pad(history, 8))
@@ -63,3 +69,34 @@ def test_logits_are_cosine_over_the_temperature() -> None:
     expected = torch.nn.functional.cosine_similarity(states[:, None], items[None], dim=-1) / 0.1
     unit = torch.nn.functional.normalize
     assert torch.allclose(net.logits(unit(states, dim=-1), unit(items, dim=-1)), expected, atol=1e-5)
+
+
+def test_relative_bias_steers_attention() -> None:
+    """A large bias on distance 0 makes every position attend to itself only, so the last
+    output no longer depends on the items before it."""
+    net = model(relative_bias=True)
+    a, b = torch.tensor([[1, 2, 3]]), torch.tensor([[7, 9, 3]])
+    with torch.no_grad():
+        assert not torch.allclose(net(a)[:, -1], net(b)[:, -1], atol=1e-4)
+        for block in net.blocks:
+            block.relative_bias.data.zero_()
+            block.relative_bias.data[:, 0] = 1e4
+        assert torch.allclose(net(a)[:, -1], net(b)[:, -1], atol=1e-5)
+
+
+def test_relative_bias_is_capped_at_max_len() -> None:
+    net = model(relative_bias=True)
+    assert all(block.relative_bias.shape == (2, 8) for block in net.blocks)
+    assert all(block.relative_bias is None for block in model().blocks)
+
+
+def test_init_std_starts_every_weight_small() -> None:
+    torch.manual_seed(0)
+    net = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50, init_std=0.02)
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(abs(m.weight.std().item() - 0.02) < 0.004 for m in linear)
+    assert all(torch.all(m.bias == 0) for m in linear)
+    assert abs(net.item_embedding.weight[1:].std().item() - 0.02) < 0.002
+    assert torch.all(net.item_embedding.weight[PAD] == 0)
+    default = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50)
+    assert abs(default.item_embedding.weight[1:].std().item() - 64**-0.5) < 0.01

@@ -74,6 +74,8 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         max_len=config.max_len,
         similarity=config.similarity,
         temperature=config.temperature,
+        relative_bias=config.relative_bias,
+        init_std=config.init_std,
     )
 
 
