@@ -74,6 +74,9 @@ class SASRecConfig:
     lr_schedule: str = "constant"
     """``constant``, or ``linear``: decay to zero at the end of ``epochs`` (suits a final fit,
     whose epoch count is fixed)."""
+    ema_decay: float = 0.0
+    """0: off. Otherwise validate, test and save an exponential moving average of the weights
+    with this decay per step (e.g. 0.999), which smooths the step-to-step noise of Adam."""
     all_windows: bool = False
     """Train on every ``max_len`` window of a long history, not only its most recent one."""
     train_on: str = "train"

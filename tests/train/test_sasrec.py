@@ -27,9 +27,10 @@ def test_learns_a_pattern_popularity_cannot(tmp_path) -> None:
     assert (tmp_path / "item_embeddings.npz").is_file() and (tmp_path / "train_log.csv").is_file()
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch, ema_decay: float) -> None:
     ds = cyclic_dataset(num_users=60)
-    config = SASRecConfig(epochs=4, **{**SMALL, "dropout": 0.2})
+    config = SASRecConfig(epochs=4, ema_decay=ema_decay, **{**SMALL, "dropout": 0.2})
     straight, _, _ = trainer.train_sasrec(ds, config, tmp_path / "a", seed=3, progress=False)
 
     real_loss = trainer.sequence_loss
@@ -134,3 +135,16 @@ def test_linear_schedule_decays_to_zero_over_the_epochs(tmp_path) -> None:
     assert 0.0 < last_lr <= config.lr / 4  # the last of 4 epochs' steps ran at the bottom of the slope
     with pytest.raises(AlignrecError, match="lr_schedule"):
         trainer.train_sasrec(ds, SASRecConfig(epochs=1, lr_schedule="cosine", **SMALL), tmp_path / "x", progress=False)
+
+
+def test_ema_weights_are_the_ones_validated_and_kept(tmp_path) -> None:
+    ds = cyclic_dataset(num_users=60)
+    config = SASRecConfig(epochs=3, ema_decay=0.9, train_on="train+valid", **SMALL)
+    model, _, _ = trainer.train_sasrec(ds, config, tmp_path, progress=False)
+    saved = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=False)
+    averaged = {k.removeprefix("module."): v for k, v in saved["ema"].items() if k.startswith("module.")}
+    best = torch.load(tmp_path / trainer.BEST, weights_only=True)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, averaged[name]) and torch.equal(tensor, best[name]), name
+    raw = saved["model"]["item_embedding.weight"]
+    assert not torch.allclose(raw, averaged["item_embedding.weight"])  # the average lags the last step

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from alignrec.config import SASRecConfig
@@ -163,13 +164,15 @@ class TrainState:
     log: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
-def _save_checkpoint(path: Path, model: SASRec, optimizer: torch.optim.Optimizer, state: TrainState,
+def _save_checkpoint(path: Path, model: SASRec, ema: AveragedModel | None,
+                     optimizer: torch.optim.Optimizer, state: TrainState,
                      config: SASRecConfig, seed: int, data: str) -> None:
     with atomic_path(path) as tmp:
         torch.save(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "state": dataclasses.asdict(state),
                 "config": dataclasses.asdict(config),
                 "seed": seed,
@@ -217,6 +220,8 @@ def train_sasrec(
     device = torch.device(device)
     model = build_model(dataset.num_items, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
+    scored = ema.module if ema is not None else model  # the weights validated, tested and saved
     state = TrainState()
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.is_file():
@@ -233,6 +238,8 @@ def train_sasrec(
             )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         state = TrainState(**saved["state"])
         if progress and not state.done:
             print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
@@ -256,18 +263,20 @@ def train_sasrec(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.item() * len(index)
         row: dict[str, float] = {"epoch": epoch, "loss": total / len(inputs)}
         if final_fit:  # the validation item is training data now: the last epoch's weights are kept
             state.best_epoch = epoch
         elif epoch % config.eval_every == 0 or epoch == config.epochs:
-            valid = evaluate_sasrec(model, dataset, "valid", [10], exclude_history, progress)
+            valid = evaluate_sasrec(scored, dataset, "valid", [10], exclude_history, progress)
             row["valid_ndcg@10"] = valid.metrics["ndcg@10"]
             row["valid_recall@10"] = valid.metrics["recall@10"]
             if valid.metrics["ndcg@10"] > state.best_score:
                 state.best_score, state.best_epoch, state.bad_evals = valid.metrics["ndcg@10"], epoch, 0
                 with atomic_path(out / BEST) as tmp:
-                    torch.save(model.state_dict(), tmp)
+                    torch.save(scored.state_dict(), tmp)
             else:
                 state.bad_evals += 1
         state.epoch = epoch
@@ -277,13 +286,14 @@ def train_sasrec(
         over_budget = config.max_minutes > 0 and state.elapsed > 60 * config.max_minutes
         if state.bad_evals >= config.patience or over_budget or epoch >= config.epochs:
             state.done = True
-        _save_checkpoint(checkpoint_path, model, optimizer, state, config, seed, dataset.fingerprint())
+        _save_checkpoint(checkpoint_path, model, ema, optimizer, state, config, seed, dataset.fingerprint())
         _write_log(out / "train_log.csv", state.log)
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4f}", best_ndcg10=f"{state.best_score:.4f}")
     bar.close()
     state.done = True
     if final_fit:  # written once, for the loaders that read best_model.pt (serving)
+        model.load_state_dict(scored.state_dict())
         with atomic_path(out / BEST) as tmp:
             torch.save(model.state_dict(), tmp)
     elif (out / BEST).is_file():
