@@ -148,3 +148,10 @@ def test_ema_weights_are_the_ones_validated_and_kept(tmp_path) -> None:
         assert torch.equal(tensor, averaged[name]) and torch.equal(tensor, best[name]), name
     raw = saved["model"]["item_embedding.weight"]
     assert not torch.allclose(raw, averaged["item_embedding.weight"])  # the average lags the last step
+
+
+@pytest.mark.parametrize(("setting", "value"), [("ema_decay", 1.0), ("ema_decay", -0.1), ("init_std", 0.0)])
+def test_bad_ema_decay_or_init_std_is_a_clear_error(tmp_path, setting: str, value: float) -> None:
+    with pytest.raises(AlignrecError, match=f"sasrec.{setting}="):
+        trainer.train_sasrec(cyclic_dataset(num_users=20), SASRecConfig(epochs=1, **{**SMALL, setting: value}),
+                             tmp_path, progress=False)

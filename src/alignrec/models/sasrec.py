@@ -111,7 +111,10 @@ class SASRec(nn.Module):
         self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=PAD)
         self.position_embedding = nn.Embedding(max_len, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(CausalBlock(hidden, heads, ffn_mult, dropout, max_len if relative_bias else 0) for _ in range(layers))
+        relative_span = max_len if relative_bias else 0
+        self.blocks = nn.ModuleList(
+            CausalBlock(hidden, heads, ffn_mult, dropout, relative_span) for _ in range(layers)
+        )
         self.final_norm = nn.LayerNorm(hidden)
         self.reset_parameters()
 

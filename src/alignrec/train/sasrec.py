@@ -212,6 +212,10 @@ def train_sasrec(
         raise AlignrecError(f"sasrec.lr_schedule={config.lr_schedule!r}: choose constant or linear")
     if config.train_on not in ("train", "train+valid"):
         raise AlignrecError(f"sasrec.train_on={config.train_on!r}: choose train or train+valid")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise AlignrecError(f"sasrec.ema_decay={config.ema_decay}: choose 0 (off) or a decay below 1, e.g. 0.998")
+    if config.init_std is not None and config.init_std <= 0:
+        raise AlignrecError(f"sasrec.init_std={config.init_std}: choose a positive std (e.g. 0.02), or null")
     final_fit = config.train_on == "train+valid"
     ks = ks or [1, 5, 10, 20, 50]
     out = Path(out)
