@@ -297,7 +297,8 @@ def train_sasrec(
     bar.close()
     state.done = True
     if final_fit:  # written once, for the loaders that read best_model.pt (serving)
-        model.load_state_dict(scored.state_dict())
+        if ema is not None:  # the average is what a final fit keeps
+            model.load_state_dict(ema.module.state_dict())
         with atomic_path(out / BEST) as tmp:
             torch.save(model.state_dict(), tmp)
     elif (out / BEST).is_file():
