@@ -25,6 +25,32 @@ def test_full_preset_is_the_default_pipeline_trained_longer() -> None:
     assert full.llm.test_users == 0 and full.sasrec.max_minutes == 0  # every test user; no time caps
 
 
+def test_extends_stacks_a_file_on_a_preset_then_overrides(tmp_path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("extends: ml-1m\nname: mine\nsasrec:\n  hidden: 32\n")
+    config, preset = load_config(file, ["sasrec.lr=0.01"]), load_config("ml-1m")
+    assert config.name == "mine" and config.sasrec.hidden == 32 and config.sasrec.lr == 0.01
+    assert config.data == preset.data and config.sasrec.relative_bias == preset.sasrec.relative_bias
+    assert config.sasrec.relative_bias != RunConfig().sasrec.relative_bias  # came from the preset
+
+
+def test_extends_reads_a_relative_file_beside_the_extending_one(tmp_path) -> None:
+    (tmp_path / "base.yaml").write_text("seed: 7\nsasrec:\n  hidden: 16\n  layers: 1\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nsasrec:\n  layers: 3\n")
+    config = load_config(tmp_path / "child.yaml")
+    assert (config.seed, config.sasrec.hidden, config.sasrec.layers) == (7, 16, 3)
+
+
+def test_extends_loop_and_unknown_base_are_clear_errors(tmp_path) -> None:
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"'extends' loops back"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nothing-here\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: extends config 'nothing-here': no such file"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_unknown_key_names_the_file_key_and_valid_keys(tmp_path) -> None:
     file = tmp_path / "c.yaml"
     file.write_text("sasrec:\n  hiden: 32\n")

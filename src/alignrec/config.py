@@ -359,36 +359,64 @@ def builtin_config_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def _resolve_source(source: str | Path) -> Path:
+    """A YAML file path, or the file of a preset name."""
+    path = Path(source)
+    if path.is_file():
+        return path
+    preset = builtin_config_path(str(source))
+    if preset is None:
+        raise ConfigError(
+            f"config {str(source)!r}: no such file, and not a preset "
+            f"(presets: {', '.join(builtin_config_names())})"
+        )
+    return preset
+
+
+def _read_settings(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's settings over those of the file or preset it ``extends``, if any.
+
+    A relative ``extends`` path is read from the extending file's folder first.
+    """
+    if path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ConfigError(f"{path}: 'extends' loops back ({cycle}); remove one of the links")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}{line}: not valid YAML ({exc.__class__.__name__}); fix the syntax"
+        ) from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    base = loaded.pop("extends", None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'extends' must name one preset or YAML file, got {base!r}")
+    sibling = path.parent / base
+    try:
+        base_path = sibling if sibling.is_file() else _resolve_source(base)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: extends {exc}") from None
+    return _merge(_read_settings(base_path, (*chain, path.resolve())), loaded)
+
+
 def load_config(
     source: str | Path | None = None, overrides: list[str] | None = None
 ) -> RunConfig:
-    """Defaults <- YAML file (a path or a preset name) <- ``key=value`` overrides."""
+    """Defaults <- YAML file (a path or a preset name; ``extends: other`` stacks it on another
+    file or preset) <- ``key=value`` overrides."""
     raw: dict[str, Any] = {}
     where = "defaults"
     if source is not None:
-        path = Path(source)
-        if not path.is_file():
-            preset = builtin_config_path(str(source))
-            if preset is None:
-                raise ConfigError(
-                    f"config {str(source)!r}: no such file, and not a preset "
-                    f"(presets: {', '.join(builtin_config_names())})"
-                )
-            path = preset
+        path = _resolve_source(source)
         where = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(
-                f"{path}{line}: not valid YAML ({exc.__class__.__name__}); fix the syntax"
-            ) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        raw = loaded
+        raw = _read_settings(path)
     for text in overrides or []:
         raw = _merge(raw, parse_override(text))
     if overrides:
