@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import replace
@@ -206,6 +207,17 @@ def test_the_page_and_its_files_are_served_locally(client) -> None:
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
     assert client.get("/static/nothing.js").status_code == 404
     assert "/" not in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("docs", ["/docs", "/redoc"])
+def test_api_docs_load_their_scripts_and_styles_from_this_server(client, docs) -> None:
+    page = client.get(docs)
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert any(url.endswith(".js") for url in assets)
+    assert not [url for url in assets if "://" in url or url.startswith("//")]  # nothing from a CDN
+    for url in assets:
+        assert client.get(url).status_code == 200, url
 
 
 def test_explore_endpoints_answer_with_titles_and_say_codes_are_missing(client, store) -> None:

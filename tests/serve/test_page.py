@@ -160,3 +160,19 @@ def test_a_run_without_tokens_says_codes_are_unavailable(page_of, run_dir, tmp_p
         page.locator("#history tbody .item-link").first.click()
         expect(page.locator("#neighbours-note")).to_contain_text("codes unavailable")
         assert not problems, problems
+
+
+def test_api_docs_render_offline(browser, run_dir, tmp_path, serve_config) -> None:
+    """Swagger UI draws every endpoint with no request leaving the server (the CI machine has no CDN)."""
+    from playwright.sync_api import expect
+
+    with serving(run_dir, tmp_path / "store.sqlite", serve_config) as base:
+        page = browser.new_page()
+        left: list[str] = []
+        page.on("request", lambda request: request.url.startswith(base) or left.append(request.url))
+        page.on("pageerror", lambda error: left.append(f"page error: {error}"))
+        page.goto(base + "docs")
+        expect(page.locator(".opblock-summary-path", has_text="/v1/users/{user_id}/recommendations")).to_be_visible()
+        assert page.locator(".opblock").count() >= 10
+        page.close()
+        assert not left

@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
@@ -385,7 +386,8 @@ def create_app(state: ServeState) -> FastAPI:
         yield
         state.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    # /docs and /redoc from files in the fastapi-offline wheel, not FastAPI's CDN: they work offline.
+    app = FastAPIOffline(
         title="alignrec",
         version=__version__,
         description="Pre-computed top-K recommendations per user, live recommendations for a posted history.",
