@@ -56,6 +56,8 @@ class SASRecConfig:
     heads: int = 2
     ffn_mult: int = 4
     dropout: float = 0.2
+    attention_dropout: float = 0.0
+    """Dropout on the attention weights (Kang & McAuley's code uses ``dropout`` here too)."""
     max_len: int = 200
     similarity: str = "dot"
     """``dot`` product, or ``cosine`` of unit vectors divided by ``temperature``."""

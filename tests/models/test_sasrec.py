@@ -100,3 +100,12 @@ def test_init_std_starts_every_weight_small() -> None:
     assert torch.all(net.item_embedding.weight[PAD] == 0)
     default = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50)
     assert abs(default.item_embedding.weight[1:].std().item() - 64**-0.5) < 0.01
+
+
+def test_attention_dropout_acts_in_training_only() -> None:
+    padded = torch.tensor([[PAD, 1, 2, 3, 4, 5], [PAD, PAD, PAD, 6, 7, 8]])
+    net = model(attention_dropout=0.5)
+    assert torch.equal(net(padded), net(padded))  # eval: deterministic
+    net.train()
+    assert not torch.allclose(net(padded), net(padded))  # residual dropout is 0: only attention drops
+    assert torch.allclose(model()(padded), net.eval()(padded))  # and at eval it is the model without it

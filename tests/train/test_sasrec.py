@@ -150,8 +150,9 @@ def test_ema_weights_are_the_ones_validated_and_kept(tmp_path) -> None:
     assert not torch.allclose(raw, averaged["item_embedding.weight"])  # the average lags the last step
 
 
-@pytest.mark.parametrize(("setting", "value"), [("ema_decay", 1.0), ("ema_decay", -0.1), ("init_std", 0.0)])
-def test_bad_ema_decay_or_init_std_is_a_clear_error(tmp_path, setting: str, value: float) -> None:
+@pytest.mark.parametrize(("setting", "value"), [("ema_decay", 1.0), ("ema_decay", -0.1), ("init_std", 0.0),
+                                               ("attention_dropout", 1.0), ("attention_dropout", -0.1)])
+def test_bad_ema_decay_init_std_or_attention_dropout_is_a_clear_error(tmp_path, setting: str, value: float) -> None:
     with pytest.raises(AlignrecError, match=f"sasrec.{setting}="):
         trainer.train_sasrec(cyclic_dataset(num_users=20), SASRecConfig(epochs=1, **{**SMALL, setting: value}),
                              tmp_path, progress=False)

@@ -39,8 +39,8 @@ def left_pad(sequences: list[np.ndarray], max_len: int, trim: bool = False) -> t
 class CausalBlock(nn.Module):
     """Pre-norm transformer block; attention through ``scaled_dot_product_attention``.
 
-    No dropout on the attention matrix: on CPU, sampling a [batch, heads, L, L]
-    mask cost more than the rest of the step, and residual dropout suffices.
+    ``attention_dropout`` drops attention weights inside SDPA, as Kang & McAuley's
+    code does (off by default; BENCHMARKS.md, stop 14, measures it on ML-1M).
 
     ``relative_span > 0`` adds a learned bias per head and per distance back in
     the sequence (0 = itself, capped at ``relative_span - 1``) to the attention
@@ -48,7 +48,8 @@ class CausalBlock(nn.Module):
     matters is learned directly, not only through the absolute positions.
     """
 
-    def __init__(self, hidden: int, heads: int, ffn_mult: int, dropout: float, relative_span: int = 0) -> None:
+    def __init__(self, hidden: int, heads: int, ffn_mult: int, dropout: float, relative_span: int = 0,
+                 attention_dropout: float = 0.0) -> None:
         super().__init__()
         if hidden % heads:
             raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
@@ -61,6 +62,7 @@ class CausalBlock(nn.Module):
             nn.Linear(hidden, hidden * ffn_mult), nn.GELU(), nn.Linear(hidden * ffn_mult, hidden)
         )
         self.dropout = nn.Dropout(dropout)
+        self.attention_dropout = attention_dropout
         self.relative_bias = nn.Parameter(torch.zeros(heads, relative_span)) if relative_span else None
 
     def attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
@@ -78,7 +80,10 @@ class CausalBlock(nn.Module):
             .view(batch, length, 3, self.heads, hidden // self.heads)
             .permute(2, 0, 3, 1, 4)
         )
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_mask(allowed))
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=self.attention_mask(allowed),
+            dropout_p=self.attention_dropout if self.training else 0.0,
+        )
         attended = attended.transpose(1, 2).reshape(batch, length, hidden)
         x = x + self.dropout(self.attention_out(attended))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
@@ -98,6 +103,7 @@ class SASRec(nn.Module):
         temperature: float = 1.0,
         relative_bias: bool = False,
         init_std: float | None = None,
+        attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cosine"):
@@ -113,7 +119,7 @@ class SASRec(nn.Module):
         self.dropout = nn.Dropout(dropout)
         relative_span = max_len if relative_bias else 0
         self.blocks = nn.ModuleList(
-            CausalBlock(hidden, heads, ffn_mult, dropout, relative_span) for _ in range(layers)
+            CausalBlock(hidden, heads, ffn_mult, dropout, relative_span, attention_dropout) for _ in range(layers)
         )
         self.final_norm = nn.LayerNorm(hidden)
         self.reset_parameters()

@@ -77,6 +77,7 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         temperature=config.temperature,
         relative_bias=config.relative_bias,
         init_std=config.init_std,
+        attention_dropout=config.attention_dropout,
     )
 
 
@@ -214,6 +215,8 @@ def train_sasrec(
         raise AlignrecError(f"sasrec.train_on={config.train_on!r}: choose train or train+valid")
     if not 0.0 <= config.ema_decay < 1.0:
         raise AlignrecError(f"sasrec.ema_decay={config.ema_decay}: choose 0 (off) or a decay below 1, e.g. 0.998")
+    if not 0.0 <= config.attention_dropout < 1.0:
+        raise AlignrecError(f"sasrec.attention_dropout={config.attention_dropout}: choose a rate in [0, 1), e.g. 0.2")
     if config.init_std is not None and config.init_std <= 0:
         raise AlignrecError(f"sasrec.init_std={config.init_std}: choose a positive std (e.g. 0.02), or null")
     final_fit = config.train_on == "train+valid"
