@@ -70,6 +70,9 @@ class SASRecConfig:
     and PyTorch's default linear layers."""
     loss: str = "ce"
     """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
+    exclude_seen: bool = False
+    """``ce`` only: leave the items already in a position's input out of its softmax, as the
+    evaluation (``eval.exclude_history``) leaves a user's history out of the ranking."""
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.0

@@ -156,3 +156,44 @@ def test_bad_ema_decay_init_std_or_attention_dropout_is_a_clear_error(tmp_path, 
     with pytest.raises(AlignrecError, match=f"sasrec.{setting}="):
         trainer.train_sasrec(cyclic_dataset(num_users=20), SASRecConfig(epochs=1, **{**SMALL, setting: value}),
                              tmp_path, progress=False)
+
+
+def test_seen_items_lists_each_positions_earlier_inputs_but_not_its_target() -> None:
+    # Ids shifted by one (PAD = 0); 9 marks "nothing" for a catalogue of 9 items.
+    inputs = torch.tensor([[0, 3, 1, 2]])
+    outputs = torch.tensor([[0, 1, 2, 3]])  # the last target (item 3) repeats an earlier input
+    assert trainer.seen_items(inputs, outputs, 9).tolist() == [[
+        [9, 9, 9, 9],
+        [9, 2, 9, 9],
+        [9, 2, 0, 9],
+        [9, 9, 0, 1],  # item 3 (index 2) is this position's target: still a candidate
+    ]]
+
+
+def test_exclude_seen_loss_is_the_softmax_over_items_not_yet_seen() -> None:
+    torch.manual_seed(0)
+    model = trainer.build_model(10, SASRecConfig(**{**SMALL, "max_len": 6}, similarity="cosine", temperature=0.1))
+    model.eval()
+    inputs = torch.tensor([[0, 3, 1, 2, 5, 4], [0, 0, 0, 7, 8, 7]])
+    outputs = torch.tensor([[0, 1, 2, 5, 4, 1], [0, 0, 0, 8, 7, 9]])  # both rows repeat an item
+    states, items = model(inputs), model.item_vectors()
+    expected = []
+    for row, t in (outputs != 0).nonzero().tolist():
+        logits = model.logits(states[row, t], items).clone()
+        target = int(outputs[row, t]) - 1
+        seen = {int(i) - 1 for i in inputs[row, : t + 1] if i} - {target}
+        logits[sorted(seen)] = float("-inf")
+        expected.append(torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])))
+    masked = trainer.sequence_loss(model, inputs, outputs, "ce", exclude_seen=True)
+    assert torch.allclose(masked, torch.stack(expected).mean())
+    assert masked < trainer.sequence_loss(model, inputs, outputs, "ce")  # fewer candidates, lower loss
+
+
+def test_exclude_seen_trains_and_is_refused_with_bce(tmp_path) -> None:
+    ds = cyclic_dataset(num_users=60)
+    _, test, state = trainer.train_sasrec(ds, SASRecConfig(epochs=15, exclude_seen=True, **SMALL), tmp_path / "ce",
+                                          progress=False)
+    assert state.log[-1]["loss"] < 0.5 * state.log[0]["loss"] and test.metrics["recall@10"] > 0.5
+    with pytest.raises(AlignrecError, match="sasrec.exclude_seen"):
+        trainer.train_sasrec(ds, SASRecConfig(epochs=1, loss="bce", exclude_seen=True, **SMALL), tmp_path / "bce",
+                             progress=False)

@@ -104,13 +104,29 @@ def trim_padding(inputs: torch.Tensor, outputs: torch.Tensor) -> tuple[torch.Ten
     return inputs[:, first:], outputs[:, first:]
 
 
-def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str) -> torch.Tensor:
+def seen_items(inputs: torch.Tensor, outputs: torch.Tensor, num_items: int) -> torch.Tensor:
+    """[batch, L, L] item index (0-based) of every input at or before each position, except the
+    position's own target; ``num_items`` (one past the last item) where there is none."""
+    length = inputs.shape[1]
+    earlier = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()
+    candidates = inputs.unsqueeze(1).expand(-1, length, -1)  # [b, t, s] = inputs[b, s]
+    keep = earlier & (candidates != PAD) & (candidates != outputs.unsqueeze(-1))
+    return torch.where(keep, candidates - 1, torch.full_like(candidates, num_items))
+
+
+def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str,
+                  exclude_seen: bool = False) -> torch.Tensor:
     states = model(inputs)
     real = outputs != PAD
     states, positives = states[real], outputs[real] - 1
     items = model.item_vectors()
     if loss == "ce":
-        return F.cross_entropy(model.logits(states, items), positives)
+        logits = model.logits(states, items)
+        if exclude_seen:  # train as the evaluation ranks: the user's earlier items are no candidates
+            seen = seen_items(inputs, outputs, model.num_items)[real]
+            mask = torch.zeros(len(seen), model.num_items + 1, dtype=torch.bool, device=seen.device)
+            logits = logits.masked_fill_(mask.scatter_(1, seen, True)[:, :-1], float("-inf"))
+        return F.cross_entropy(logits, positives)
     negatives = torch.randint(0, model.num_items, positives.shape, device=positives.device)
     pos = (states * items[positives]).sum(-1) / model.temperature
     neg = (states * items[negatives]).sum(-1) / model.temperature
@@ -209,6 +225,8 @@ def train_sasrec(
     """
     if config.loss not in ("ce", "bce"):
         raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
+    if config.exclude_seen and config.loss != "ce":
+        raise AlignrecError("sasrec.exclude_seen=true needs sasrec.loss=ce (it masks the full softmax)")
     if config.lr_schedule not in ("constant", "linear"):
         raise AlignrecError(f"sasrec.lr_schedule={config.lr_schedule!r}: choose constant or linear")
     if config.train_on not in ("train", "train+valid"):
@@ -264,7 +282,7 @@ def train_sasrec(
         total_steps = config.epochs * len(batches)  # every epoch has the same windows, so the same count
         for step, index in enumerate(batches, start=(epoch - 1) * len(batches)):
             batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
-            loss = sequence_loss(model, batch_in, batch_out, config.loss)
+            loss = sequence_loss(model, batch_in, batch_out, config.loss, config.exclude_seen)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step, total_steps)
             optimizer.zero_grad(set_to_none=True)
