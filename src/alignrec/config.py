@@ -71,8 +71,9 @@ class SASRecConfig:
     loss: str = "ce"
     """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
     exclude_seen: bool = False
-    """``ce`` only: leave the items already in a position's input out of its softmax, as the
-    evaluation (``eval.exclude_history``) leaves a user's history out of the ranking."""
+    """``ce`` only: leave every item the user had before a position (in its window or earlier)
+    out of that position's softmax, as the evaluation (``eval.exclude_history``) leaves a user's
+    history out of the ranking; the model then spends nothing on pushing those items down."""
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.0

@@ -1,5 +1,6 @@
 """SASRec learns what it should, and a resumed run equals an uninterrupted one."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -67,8 +68,6 @@ def test_bce_loss_trains(tmp_path) -> None:
 
 
 def test_bucketed_batches_cover_every_user_once() -> None:
-    import numpy as np
-
     lengths = np.random.default_rng(0).integers(1, 50, size=1000)
     batches = trainer.bucketed_batches(lengths, 64, np.random.default_rng(1))
     flat = np.concatenate(batches)
@@ -82,8 +81,8 @@ def test_all_windows_cover_every_training_target_once() -> None:
 
     # 14 items -> 12 in training after leave-one-out -> 11 targets: windows of 5 + 5 + 1.
     ds = make_dataset({"long": [f"a{n}" for n in range(14)], "short": ["b0", "b1", "b2", "b3"]})
-    last_in, last_out = trainer.training_windows(ds, max_len=5)
-    all_in, all_out = trainer.training_windows(ds, max_len=5, all_windows=True)
+    last_in, last_out, _ = trainer.training_windows(ds, max_len=5)
+    all_in, all_out, all_earlier = trainer.training_windows(ds, max_len=5, all_windows=True)
     assert len(last_out) == 2 and len(all_out) == 4
     assert torch.equal(last_out[0], all_out[0]) and torch.equal(last_out[1], all_out[3])
     for user, rows in ((0, [0, 1, 2]), (1, [3])):
@@ -93,6 +92,10 @@ def test_all_windows_cover_every_training_target_once() -> None:
         for r in rows:  # each target is the item after its input
             real = all_out[r] > 0
             assert torch.equal(all_in[r][real][1:], all_out[r][real][:-1])
+            # what the user had before the window: everything before its first input
+            first = int(all_in[r][real][0]) - 1
+            assert all_earlier[r].tolist() == (sequence - 1)[: (sequence - 1).tolist().index(first)].tolist()
+    assert [len(e) for e in all_earlier] == [6, 1, 0, 0]  # 12 training items: windows start at 6, 1, 0
 
 
 def test_sasrec_on_an_explicit_cpu_device(tmp_path) -> None:
@@ -106,8 +109,8 @@ def test_final_fit_learns_the_validation_item_and_runs_fixed_epochs(tmp_path) ->
     from tests.conftest import make_dataset
 
     ds = make_dataset({"u": ["a", "b", "c", "d", "e"], "v": ["f", "g", "h", "i"]})
-    _, strict_out = trainer.training_windows(ds, max_len=8)
-    _, final_out = trainer.training_windows(ds, max_len=8, with_valid=True)
+    strict_out = trainer.training_windows(ds, max_len=8).outputs
+    final_out = trainer.training_windows(ds, max_len=8, with_valid=True).outputs
     for user in range(ds.num_users):
         sequence = ds.sequence(user) + 1  # windows hold ids shifted by one
         assert strict_out[user][strict_out[user] > 0].tolist() == sequence[1:-2].tolist()
@@ -158,34 +161,40 @@ def test_bad_ema_decay_init_std_or_attention_dropout_is_a_clear_error(tmp_path, 
                              tmp_path, progress=False)
 
 
-def test_seen_items_lists_each_positions_earlier_inputs_but_not_its_target() -> None:
+def test_seen_items_lists_each_positions_inputs_so_far() -> None:
     # Ids shifted by one (PAD = 0); 9 marks "nothing" for a catalogue of 9 items.
-    inputs = torch.tensor([[0, 3, 1, 2]])
-    outputs = torch.tensor([[0, 1, 2, 3]])  # the last target (item 3) repeats an earlier input
-    assert trainer.seen_items(inputs, outputs, 9).tolist() == [[
+    assert trainer.seen_items(torch.tensor([[0, 3, 1, 2]]), 9).tolist() == [[
         [9, 9, 9, 9],
         [9, 2, 9, 9],
         [9, 2, 0, 9],
-        [9, 9, 0, 1],  # item 3 (index 2) is this position's target: still a candidate
+        [9, 2, 0, 1],
     ]]
 
 
-def test_exclude_seen_loss_is_the_softmax_over_items_not_yet_seen() -> None:
+def test_exclude_seen_loss_is_the_softmax_over_items_the_user_has_not_had() -> None:
     torch.manual_seed(0)
     model = trainer.build_model(10, SASRecConfig(**{**SMALL, "max_len": 6}, similarity="cosine", temperature=0.1))
     model.eval()
     inputs = torch.tensor([[0, 3, 1, 2, 5, 4], [0, 0, 0, 7, 8, 7]])
     outputs = torch.tensor([[0, 1, 2, 5, 4, 1], [0, 0, 0, 8, 7, 9]])  # both rows repeat an item
+    before = [np.array([9, 5]), np.array([], dtype=np.int64)]  # 0-based: row 0's user had items 9 and 5 earlier
     states, items = model(inputs), model.item_vectors()
     expected = []
     for row, t in (outputs != 0).nonzero().tolist():
         logits = model.logits(states[row, t], items).clone()
         target = int(outputs[row, t]) - 1
-        seen = {int(i) - 1 for i in inputs[row, : t + 1] if i} - {target}
+        seen = ({int(i) - 1 for i in inputs[row, : t + 1] if i} | set(before[row].tolist())) - {target}
         logits[sorted(seen)] = float("-inf")
         expected.append(torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])))
-    masked = trainer.sequence_loss(model, inputs, outputs, "ce", exclude_seen=True)
-    assert torch.allclose(masked, torch.stack(expected).mean())
+    reference = torch.stack(expected).mean()
+    reference.backward()
+    expected_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    masked = trainer.sequence_loss(model, inputs, outputs, "ce", trainer.earlier_mask(before, 10))
+    masked.backward()
+    assert torch.allclose(masked, reference)
+    for grad, expected_grad in zip((p.grad for p in model.parameters()), expected_grads, strict=True):
+        assert torch.allclose(grad, expected_grad, atol=1e-6)  # the mask outside autograd loses nothing
     assert masked < trainer.sequence_loss(model, inputs, outputs, "ce")  # fewer candidates, lower loss
 
 

@@ -19,7 +19,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -41,27 +41,35 @@ BEST = "best_model.pt"
 EMBEDDINGS = "item_embeddings.npz"
 
 
+class Windows(NamedTuple):
+    """Training windows: PAD-left-padded inputs and next-item targets ([windows, max_len], ids
+    shifted by one), and per window the items its user had before it (0-based ids)."""
+
+    inputs: torch.Tensor
+    outputs: torch.Tensor
+    earlier: list[np.ndarray]
+
+
 def training_windows(
     dataset: SequenceDataset, max_len: int, all_windows: bool = False, with_valid: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-item targets ([windows, max_len], PAD-left-padded, ids shifted by one).
-
-    One window per user holds its most recent ``max_len`` targets. With
+) -> Windows:
+    """One window per user holds its most recent ``max_len`` targets. With
     ``all_windows`` a longer history is cut, from the end, into further windows
     whose targets do not overlap, so no training interaction is left out.
     """
-    inputs, outputs = [], []
+    inputs, outputs, earlier = [], [], []
     for user in range(dataset.num_users):
         sequence = train_sequence(dataset, user, with_valid)
         end = len(sequence)
         while end >= 2:
-            window = sequence[max(0, end - max_len - 1) : end]
-            inputs.append(window[:-1])
-            outputs.append(window[1:])
+            start = max(0, end - max_len - 1)
+            inputs.append(sequence[start : end - 1])
+            outputs.append(sequence[start + 1 : end])
+            earlier.append(sequence[:start])
             if not all_windows:
                 break
             end -= max_len
-    return left_pad(inputs, max_len), left_pad(outputs, max_len)
+    return Windows(left_pad(inputs, max_len), left_pad(outputs, max_len), earlier)
 
 
 def build_model(num_items: int, config: SASRecConfig) -> SASRec:
@@ -104,28 +112,46 @@ def trim_padding(inputs: torch.Tensor, outputs: torch.Tensor) -> tuple[torch.Ten
     return inputs[:, first:], outputs[:, first:]
 
 
-def seen_items(inputs: torch.Tensor, outputs: torch.Tensor, num_items: int) -> torch.Tensor:
-    """[batch, L, L] item index (0-based) of every input at or before each position, except the
-    position's own target; ``num_items`` (one past the last item) where there is none."""
+def seen_items(inputs: torch.Tensor, num_items: int) -> torch.Tensor:
+    """[batch, L, L] item index (0-based) of every input at or before each position;
+    ``num_items`` (one past the last item) where there is none."""
     length = inputs.shape[1]
-    earlier = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()
+    before = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()
     candidates = inputs.unsqueeze(1).expand(-1, length, -1)  # [b, t, s] = inputs[b, s]
-    keep = earlier & (candidates != PAD) & (candidates != outputs.unsqueeze(-1))
+    keep = before & (candidates != PAD)
     return torch.where(keep, candidates - 1, torch.full_like(candidates, num_items))
 
 
+def earlier_mask(earlier: list[np.ndarray], num_items: int) -> torch.Tensor:
+    """[batch, num_items + 1] bool: the items each window's user had before the window (the
+    last column is a spare that ``sequence_loss`` writes "nothing" into)."""
+    mask = torch.zeros(len(earlier), num_items + 1, dtype=torch.bool)
+    for row, items in enumerate(earlier):
+        mask[row, torch.from_numpy(np.asarray(items, dtype=np.int64))] = True
+    return mask
+
+
 def sequence_loss(model: SASRec, inputs: torch.Tensor, outputs: torch.Tensor, loss: str,
-                  exclude_seen: bool = False) -> torch.Tensor:
+                  earlier: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-item loss over the real positions of a batch.
+
+    ``earlier`` (``ce`` only; ``earlier_mask``): leave every item the user had up to a position,
+    before its window or in it, out of that position's softmax, except its own target (a
+    repeat), as the evaluation leaves the history out of the ranking (``exclude_seen``).
+    """
     states = model(inputs)
     real = outputs != PAD
     states, positives = states[real], outputs[real] - 1
     items = model.item_vectors()
     if loss == "ce":
         logits = model.logits(states, items)
-        if exclude_seen:  # train as the evaluation ranks: the user's earlier items are no candidates
-            seen = seen_items(inputs, outputs, model.num_items)[real]
-            mask = torch.zeros(len(seen), model.num_items + 1, dtype=torch.bool, device=seen.device)
-            logits = logits.masked_fill_(mask.scatter_(1, seen, True)[:, :-1], float("-inf"))
+        if earlier is not None:
+            seen = earlier[real.nonzero()[:, 0]].scatter_(1, seen_items(inputs, model.num_items)[real], True)
+            seen[torch.arange(len(positives), device=seen.device), positives] = False
+            # Outside autograd: the softmax gives masked items zero probability, so their gradient
+            # is zero without a masked_fill backward pass over the [positions, items] logits.
+            with torch.no_grad():
+                logits.masked_fill_(seen[:, :-1], float("-inf"))
         return F.cross_entropy(logits, positives)
     negatives = torch.randint(0, model.num_items, positives.shape, device=positives.device)
     pos = (states * items[positives]).sum(-1) / model.temperature
@@ -269,7 +295,7 @@ def train_sasrec(
         if progress and not state.done:
             print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
 
-    inputs, outputs = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
+    inputs, outputs, earlier = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
     lengths = (inputs != PAD).sum(1).numpy()
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="SASRec", unit="epoch", disable=not progress)
     while not state.done and state.epoch < config.epochs:
@@ -282,7 +308,8 @@ def train_sasrec(
         total_steps = config.epochs * len(batches)  # every epoch has the same windows, so the same count
         for step, index in enumerate(batches, start=(epoch - 1) * len(batches)):
             batch_in, batch_out = (t.to(device) for t in trim_padding(inputs[index], outputs[index]))
-            loss = sequence_loss(model, batch_in, batch_out, config.loss, config.exclude_seen)
+            seen = earlier_mask([earlier[i] for i in index], model.num_items).to(device) if config.exclude_seen else None
+            loss = sequence_loss(model, batch_in, batch_out, config.loss, seen)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step, total_steps)
             optimizer.zero_grad(set_to_none=True)
