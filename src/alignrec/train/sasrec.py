@@ -126,8 +126,9 @@ def earlier_mask(earlier: list[np.ndarray], num_items: int) -> torch.Tensor:
     """[batch, num_items + 1] bool: the items each window's user had before the window (the
     last column is a spare that ``sequence_loss`` writes "nothing" into)."""
     mask = torch.zeros(len(earlier), num_items + 1, dtype=torch.bool)
-    for row, items in enumerate(earlier):
-        mask[row, torch.from_numpy(np.asarray(items, dtype=np.int64))] = True
+    rows = np.repeat(np.arange(len(earlier)), [len(items) for items in earlier])
+    columns = np.concatenate([np.asarray(items, dtype=np.int64) for items in earlier]) if earlier else []
+    mask[torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(columns, dtype=torch.long)] = True
     return mask
 
 
