@@ -177,7 +177,8 @@ def test_exclude_seen_loss_is_the_softmax_over_items_the_user_has_not_had() -> N
     model.eval()
     inputs = torch.tensor([[0, 3, 1, 2, 5, 4], [0, 0, 0, 7, 8, 7]])
     outputs = torch.tensor([[0, 1, 2, 5, 4, 1], [0, 0, 0, 8, 7, 9]])  # both rows repeat an item
-    before = [np.array([9, 5]), np.array([], dtype=np.int64)]  # 0-based: row 0's user had items 9 and 5 earlier
+    # 0-based: row 0's user had items 9, 5 and 4 before the window; 4 comes back as a target (t = 3).
+    before = [np.array([9, 5, 4]), np.array([], dtype=np.int64)]
     states, items = model(inputs), model.item_vectors()
     expected = []
     for row, t in (outputs != 0).nonzero().tolist():
