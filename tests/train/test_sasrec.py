@@ -1,5 +1,7 @@
 """SASRec learns what it should, and a resumed run equals an uninterrupted one."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +54,21 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     assert state.epoch == 4
     for name, tensor in straight.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_a_run_stopped_by_its_budget_extends_under_a_larger_one_to_the_uninterrupted_weights(tmp_path) -> None:
+    ds = cyclic_dataset(num_users=60)
+    config = SASRecConfig(epochs=3, **{**SMALL, "dropout": 0.2})
+    straight, _, _ = trainer.train_sasrec(ds, config, tmp_path / "a", seed=3, progress=False)
+    tiny_budget = dataclasses.replace(config, max_minutes=1e-9)
+    _, _, stopped = trainer.train_sasrec(ds, tiny_budget, tmp_path / "b", seed=3, progress=False)
+    assert stopped.epoch == 1
+    _, _, again = trainer.train_sasrec(ds, tiny_budget, tmp_path / "b", seed=3, progress=False)
+    assert again.epoch == 1  # the same budget: nothing more to do
+    extended, _, state = trainer.train_sasrec(ds, config, tmp_path / "b", seed=3, progress=False)
+    assert state.epoch == 3
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, extended.state_dict()[name]), name
 
 
 def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path) -> None:

@@ -208,6 +208,20 @@ class TrainState:
     log: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
+STOPPING_RULES = ("max_minutes", "patience")
+"""Settings that decide when a run stops, not what it trains: a checkpoint may be resumed under
+other values of these, so a run stopped by its budget or patience can be extended."""
+
+
+def _what_is_trained(config: SASRecConfig) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in STOPPING_RULES}
+
+
+def _should_stop(state: TrainState, config: SASRecConfig) -> bool:
+    over_budget = config.max_minutes > 0 and state.elapsed > 60 * config.max_minutes
+    return state.bad_evals >= config.patience or over_budget or state.epoch >= config.epochs
+
+
 def _save_checkpoint(path: Path, model: SASRec, ema: AveragedModel | None,
                      optimizer: torch.optim.Optimizer, state: TrainState,
                      config: SASRecConfig, seed: int, data: str) -> None:
@@ -279,9 +293,9 @@ def train_sasrec(
     if checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, weights_only=False, map_location=device)
         # Settings added since the checkpoint was written take their defaults.
-        saved_config = dataclasses.asdict(SASRecConfig(**saved["config"]))
+        saved_config = _what_is_trained(SASRecConfig(**saved["config"]))
         same_run = (saved_config, saved["seed"], saved.get("data")) == (
-            dataclasses.asdict(config), seed, dataset.fingerprint()
+            _what_is_trained(config), seed, dataset.fingerprint()
         )
         if not same_run:
             raise AlignrecError(
@@ -293,7 +307,11 @@ def train_sasrec(
         if ema is not None:
             ema.load_state_dict(saved["ema"])
         state = TrainState(**saved["state"])
-        if progress and not state.done:
+        finished = state.done
+        state.done = _should_stop(state, config)  # a larger budget or patience extends a finished run
+        if progress and finished and not state.done:
+            print(f"extending SASRec past epoch {state.epoch} under the new budget or patience ({checkpoint_path})")
+        elif progress and not state.done:
             print(f"resuming SASRec from epoch {state.epoch} ({checkpoint_path})")
 
     inputs, outputs, earlier = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
@@ -336,9 +354,7 @@ def train_sasrec(
         state.elapsed += time.perf_counter() - started
         row["elapsed_s"] = state.elapsed
         state.log.append(row)
-        over_budget = config.max_minutes > 0 and state.elapsed > 60 * config.max_minutes
-        if state.bad_evals >= config.patience or over_budget or epoch >= config.epochs:
-            state.done = True
+        state.done = _should_stop(state, config)
         _save_checkpoint(checkpoint_path, model, ema, optimizer, state, config, seed, dataset.fingerprint())
         _write_log(out / "train_log.csv", state.log)
         bar.update(1)
