@@ -68,6 +68,9 @@ class SASRecConfig:
     init_std: float | None = None
     """Start every weight at N(0, init_std) (BERT/GPT-2 style); null: embeddings at N(0, hidden^-1/2)
     and PyTorch's default linear layers."""
+    tied: bool = True
+    """Score items with their input embeddings (true) or with a second, output embedding per item
+    (false); the saved item embeddings are the ones that score."""
     loss: str = "ce"
     """``ce``: full softmax over all items; ``bce``: the original one-negative binary loss."""
     exclude_seen: bool = False

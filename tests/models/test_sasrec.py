@@ -109,3 +109,27 @@ def test_attention_dropout_acts_in_training_only() -> None:
     net.train()
     assert not torch.allclose(net(padded), net(padded))  # residual dropout is 0: only attention drops
     assert torch.allclose(model()(padded), net.eval()(padded))  # and at eval it is the model without it
+
+
+def test_untied_model_scores_with_its_output_embeddings() -> None:
+    """Tied, an item's input row is its scoring row; untied, only the output row scores it."""
+    history = left_pad([np.array([3, 4, 5])], 8)
+    tied, untied = model(), model(tied=False)
+    assert tied.output_embedding is None
+    assert torch.equal(tied.item_vectors(), tied.item_embedding.weight[1:])
+    assert torch.equal(untied.item_vectors(), untied.output_embedding.weight)
+    with torch.no_grad():
+        before = untied.score_last(history)
+        untied.item_embedding.weight[10] += 1.0  # item 9 is not in the history: its input row is unused
+        assert torch.equal(untied.score_last(history), before)
+        untied.output_embedding.weight[9] += 1.0
+        after = untied.score_last(history)
+    assert after[0, 9] != before[0, 9]
+    assert torch.equal(torch.cat([after[:, :9], after[:, 10:]], 1), torch.cat([before[:, :9], before[:, 10:]], 1))
+
+
+def test_init_std_starts_the_output_embeddings_small_too() -> None:
+    torch.manual_seed(0)
+    net = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50, init_std=0.02, tied=False)
+    assert net.output_embedding.weight.shape == (500, 64)
+    assert abs(net.output_embedding.weight.std().item() - 0.02) < 0.002

@@ -18,9 +18,10 @@ SMALL = dict(hidden=16, layers=1, heads=1, ffn_mult=2, dropout=0.0, max_len=16, 
              eval_every=1, patience=100)
 
 
-def test_learns_a_pattern_popularity_cannot(tmp_path) -> None:
+@pytest.mark.parametrize("tied", [True, False])
+def test_learns_a_pattern_popularity_cannot(tmp_path, tied: bool) -> None:
     ds = cyclic_dataset()
-    _, test, state = trainer.train_sasrec(ds, SASRecConfig(epochs=25, **SMALL), tmp_path, progress=False)
+    _, test, state = trainer.train_sasrec(ds, SASRecConfig(epochs=25, tied=tied, **SMALL), tmp_path, progress=False)
     losses = [row["loss"] for row in state.log]
     assert losses[-1] < 0.5 * losses[0]
     popular = evaluate_rankings(ds, rank_all_users(MostPop(ds, "test"), ds, "test", 50, progress=False),

@@ -4,7 +4,7 @@ Sequences are left-padded to ``max_len`` with item 0 (real items are shifted
 by one), so the last position always holds the most recent item. Attention is
 causal and ignores padding keys. Batches may be trimmed to their longest
 sequence: positions count back from the end, so trimming changes nothing. Items are scored by a dot product with the
-(shared) input item embeddings, or by cosine similarity over a temperature
+input item embeddings (shared, by default) or their own output embeddings (``tied=False``), or by cosine similarity over a temperature
 (``similarity="cosine"``, as in the SASRec baseline of Zhai et al.'s HSTU
 code, which keeps item norms from encoding popularity alone); the trainer
 chooses the loss.
@@ -104,6 +104,7 @@ class SASRec(nn.Module):
         relative_bias: bool = False,
         init_std: float | None = None,
         attention_dropout: float = 0.0,
+        tied: bool = True,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cosine"):
@@ -115,6 +116,8 @@ class SASRec(nn.Module):
         self.max_len = max_len
         self.init_std = init_std
         self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=PAD)
+        # Untied: what an item says about the next one (input) and when it is chosen (output) may differ.
+        self.output_embedding = None if tied else nn.Embedding(num_items, hidden)
         self.position_embedding = nn.Embedding(max_len, hidden)
         self.dropout = nn.Dropout(dropout)
         relative_span = max_len if relative_bias else 0
@@ -132,17 +135,20 @@ class SASRec(nn.Module):
         plateau for three epochs before the loss falls (BENCHMARKS.md, stop 13).
         """
         if self.init_std is None:
-            nn.init.normal_(self.item_embedding.weight, std=self.hidden**-0.5)
-            nn.init.normal_(self.position_embedding.weight, std=self.hidden**-0.5)
+            for embedding in self._embeddings():
+                nn.init.normal_(embedding.weight, std=self.hidden**-0.5)
         else:
             for module in self.modules():
                 if isinstance(module, nn.Linear):
                     nn.init.normal_(module.weight, std=self.init_std)
                     nn.init.zeros_(module.bias)
-            nn.init.normal_(self.item_embedding.weight, std=self.init_std)
-            nn.init.normal_(self.position_embedding.weight, std=self.init_std)
+            for embedding in self._embeddings():
+                nn.init.normal_(embedding.weight, std=self.init_std)
         with torch.no_grad():
             self.item_embedding.weight[PAD].zero_()
+
+    def _embeddings(self) -> list[nn.Embedding]:
+        return [e for e in (self.item_embedding, self.position_embedding, self.output_embedding) if e is not None]
 
     @staticmethod
     def attention_allowed(padded: torch.Tensor) -> torch.Tensor:
@@ -168,8 +174,8 @@ class SASRec(nn.Module):
         return x * (padded != PAD).unsqueeze(-1)
 
     def item_vectors(self) -> torch.Tensor:
-        """[num_items, hidden]: row ``i`` is dataset item ``i`` (unit length under cosine)."""
-        items = self.item_embedding.weight[1:]
+        """[num_items, hidden]: row ``i`` scores dataset item ``i`` (unit length under cosine)."""
+        items = self.item_embedding.weight[1:] if self.output_embedding is None else self.output_embedding.weight
         return F.normalize(items, dim=-1) if self.cosine else items
 
     def logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -86,6 +86,7 @@ def build_model(num_items: int, config: SASRecConfig) -> SASRec:
         relative_bias=config.relative_bias,
         init_std=config.init_std,
         attention_dropout=config.attention_dropout,
+        tied=config.tied,
     )
 
 
