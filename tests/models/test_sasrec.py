@@ -20,6 +20,21 @@ def test_left_pad_shifts_ids_and_keeps_the_latest() -> None:
     assert left_pad([np.array([1]), np.array([2, 3])], max_len=8, trim=True).tolist() == [[PAD, 2], [3, 4]]
 
 
+@pytest.mark.parametrize("trim", [False, True])
+def test_left_pad_keeps_every_item_of_a_sequence_that_fits(trim: bool) -> None:
+    """Each row holds its sequence's last ``width`` items, all of them when it is shorter.
+
+    Every length from 0 to twice the width, in one batch: a sequence longer than half the
+    width once lost its oldest items (a negative slice start)."""
+    width = 8
+    sequences = [np.arange(100, 100 + n) for n in range(2 * width + 1)]
+    batch = left_pad(sequences, max_len=width, trim=trim)
+    assert batch.shape == (len(sequences), width)
+    for sequence, row in zip(sequences, batch.tolist(), strict=True):
+        kept = sequence[-width:] if len(sequence) else sequence
+        assert row == [PAD] * (width - len(kept)) + (kept + 1).tolist()
+
+
 @pytest.mark.parametrize("relative_bias", [False, True])
 def test_outputs_are_causal(relative_bias: bool) -> None:
     net = model(relative_bias=relative_bias)

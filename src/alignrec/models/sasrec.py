@@ -30,7 +30,7 @@ def left_pad(sequences: list[np.ndarray], max_len: int, trim: bool = False) -> t
     width = min(max_len, max((len(s) for s in sequences), default=1)) if trim else max_len
     batch = np.zeros((len(sequences), max(width, 1)), dtype=np.int64)
     for row, sequence in enumerate(sequences):
-        tail = np.asarray(sequence[len(sequence) - batch.shape[1] :], dtype=np.int64) + 1
+        tail = np.asarray(sequence[max(0, len(sequence) - batch.shape[1]) :], dtype=np.int64) + 1
         if len(tail):
             batch[row, -len(tail) :] = tail
     return torch.from_numpy(batch)
