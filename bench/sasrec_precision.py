@@ -19,6 +19,7 @@ import torch
 
 from alignrec.config import load_config
 from alignrec.data.dataset import SequenceDataset
+from alignrec.models.sasrec import PAD
 from alignrec.train.sasrec import (
     bucketed_batches,
     build_model,
@@ -39,7 +40,7 @@ def main() -> None:
     config = load_config(args.config, args.set).sasrec
     dataset = SequenceDataset.load(args.data)
     inputs, outputs, earlier = training_windows(dataset, config.max_len, config.all_windows)
-    lengths = (inputs != 0).sum(1).numpy()
+    lengths = (inputs != PAD).sum(1).numpy()
     batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([42, 1]))[: args.steps]
     torch.manual_seed(42)
     models = {"fp32": build_model(dataset.num_items, config)}
@@ -55,8 +56,7 @@ def main() -> None:
             model.train()
             started = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-                loss = sequence_loss(model, batch_in, batch_out, config.loss,
-                                     None if seen is None else seen.clone())
+                loss = sequence_loss(model, batch_in, batch_out, config.loss, seen)  # it copies the rows it masks
             optimizers[name].zero_grad(set_to_none=True)
             loss.backward()
             optimizers[name].step()

@@ -31,7 +31,7 @@ def test_left_pad_keeps_every_item_of_a_sequence_that_fits(trim: bool) -> None:
     batch = left_pad(sequences, max_len=width, trim=trim)
     assert batch.shape == (len(sequences), width)
     for sequence, row in zip(sequences, batch.tolist(), strict=True):
-        kept = sequence[-width:] if len(sequence) else sequence
+        kept = sequence[-width:]
         assert row == [PAD] * (width - len(kept)) + (kept + 1).tolist()
 
 
