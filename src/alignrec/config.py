@@ -248,8 +248,11 @@ class ServeConfig:
     """Users with fewer history items get the popularity list, flagged ``fallback``."""
     keep: int = 3
     """Published snapshots kept in the store; older ones are pruned after each publish."""
+    threads: int = 1
+    """torch threads a model scores a shard with, in every engine (each Ray actor asks for this many
+    CPUs); fixed so that a snapshot's bytes do not depend on the engine or the node's core count."""
     ray_actors: int = 0
-    """Ray engine: model replicas (0 = one per CPU of the cluster)."""
+    """Ray engine: model replicas (0 = as many as the cluster's CPUs allow at ``threads`` each)."""
     live_timeout_s: float = 2.0
     """POST /v1/recommendations: time allowed to the live model before the fallback answers."""
     api_key: str = ""
