@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from alignrec.errors import AlignrecError
-from alignrec.io import sha256_file
+from alignrec.io import sha256_file, umask_mode
 from alignrec.packaged import package_folders
 from alignrec.paths import cache_dir
 
@@ -129,6 +129,7 @@ def gguf_to_hf_folder(gguf: Path) -> tuple[Path, str]:
     model.load_state_dict(loaded.state_dict(), strict=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
+    staging.chmod(umask_mode(0o777))  # mkdtemp's folder is private whatever the umask
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
