@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
@@ -140,10 +141,29 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_snapshot_equals_local_snapshot(run_dir, tmp_path, serve_config, ray_cluster):
-    with sqlite(tmp_path, "local") as store:
-        local = precompute(run_dir, store, serve_config, progress=False)
+def test_snapshot_bytes_do_not_depend_on_threads_or_engine(run_dir, tmp_path, serve_config, ray_cluster):
+    """Local at 1 and at 2 process threads, and Ray actors: one digest (each scores at serve.threads)."""
+    digests = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with sqlite(tmp_path, f"local{threads}") as store:
+                digests[f"local, {threads} threads"] = precompute(run_dir, store, serve_config, progress=False).digest
+            assert torch.get_num_threads() == threads  # pinned for the model call only
+    finally:
+        torch.set_num_threads(before)
     with sqlite(tmp_path, "ray") as store:
         distributed = precompute(run_dir, store, serve_config, engine="ray", progress=False)
-        assert store.info(distributed.snapshot).meta["engine"] == "ray"
-    assert distributed.digest == local.digest and distributed.computed == 62
+        meta = store.info(distributed.snapshot).meta
+    digests["ray"] = distributed.digest
+    assert meta["engine"] == "ray" and meta["threads"] == serve_config.threads and distributed.computed == 62
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_the_thread_count_is_part_of_the_job(run_dir, tmp_path, serve_config):
+    """A snapshot made at other threads is not taken for this job's (its last bits may differ)."""
+    with sqlite(tmp_path) as store:
+        first = precompute(run_dir, store, serve_config, progress=False)
+        other = precompute(run_dir, store, replace(serve_config, threads=2), progress=False)
+    assert not other.skipped and other.snapshot != first.snapshot

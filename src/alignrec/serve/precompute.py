@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from alignrec.config import ServeConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
+from alignrec.provenance import code_versions, environment
 from alignrec.serve import records
 from alignrec.serve.lists import ListMaker, Shard
 from alignrec.serve.recommender import load_recommender, load_run_dataset, model_fingerprint
@@ -68,6 +69,8 @@ def job_fingerprint(model: str, model_print: str, users: np.ndarray, config: Ser
         "k": config.k,
         "min_history": config.min_history,
         "batch_size": config.batch_size,
+        "threads": config.threads,
+        "code": code_versions(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -128,6 +131,8 @@ def precompute(
     started = time.perf_counter()
     if config.k < 1:
         raise AlignrecError(f"serve.k={config.k}: must be at least 1")
+    if config.threads < 1:
+        raise AlignrecError(f"serve.threads={config.threads}: must be at least 1")
     if engine not in ("local", "ray"):
         raise AlignrecError(f"--engine {engine!r}: choose local or ray")
     run_dir = Path(run_dir).resolve()
@@ -149,6 +154,8 @@ def precompute(
         "k": config.k,
         "min_history": config.min_history,
         "batch_size": config.batch_size,
+        "threads": config.threads,
+        "environment": environment(),
         "dataset": dataset.fingerprint(),
         "dataset_name": dataset.name,
         "run": str(run_dir),
@@ -169,7 +176,8 @@ def precompute(
 
             shard_stream = ray_engine(run_dir, config, shards, pending, ray_address)
         else:
-            maker = ListMaker(dataset, load_recommender(run_dir, config.model, dataset), config.k, config.min_history)
+            maker = ListMaker(dataset, load_recommender(run_dir, config.model, dataset), config.k,
+                              config.min_history, config.threads)
             shard_stream = local_engine(maker, shards, pending)
         for shard, shard_records in shard_stream:
             if store.write_shard(staging.id, shard, shard_records):

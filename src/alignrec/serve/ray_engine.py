@@ -3,7 +3,9 @@
 Ray Data streams the pending shards through ``map_batches`` over an actor pool;
 the driver receives each finished shard and commits it to the store, so the
 store needs no access from the workers and checkpointing is the same as the
-local engine's. Workers read the run directory themselves: on a multi-node
+local engine's. Each actor reserves ``serve.threads`` CPUs and scores with that
+many threads, as the local engine does (see ``alignrec.serve.lists``), so both
+write the same bytes. Workers read the run directory themselves: on a multi-node
 cluster it must be on storage every node sees, at the same path.
 """
 
@@ -18,6 +20,7 @@ import ray
 import ray.data
 
 from alignrec.config import ServeConfig
+from alignrec.errors import AlignrecError
 from alignrec.serve.lists import ListMaker, Shard
 from alignrec.serve.recommender import load_recommender, load_run_dataset
 
@@ -25,9 +28,9 @@ from alignrec.serve.recommender import load_recommender, load_run_dataset
 class ShardWorker:
     """One actor: loads the dataset and the model in its constructor, then makes lists shard by shard."""
 
-    def __init__(self, run_dir: str, model: str, k: int, min_history: int) -> None:
+    def __init__(self, run_dir: str, model: str, k: int, min_history: int, threads: int) -> None:
         dataset = load_run_dataset(run_dir)
-        self.maker = ListMaker(dataset, load_recommender(run_dir, model, dataset), k, min_history)
+        self.maker = ListMaker(dataset, load_recommender(run_dir, model, dataset), k, min_history, threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         users, values = [], []
@@ -56,17 +59,21 @@ def ray_engine(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the driver's own bar counts committed users
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        actors = config.ray_actors or max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        if config.threads > cpus:
+            raise AlignrecError(f"serve.threads={config.threads}: the Ray cluster has {cpus} CPUs; "
+                                "an actor cannot reserve more, lower serve.threads")
+        actors = config.ray_actors or max(cpus // config.threads, 1)
         actors = min(actors, len(pending))
         items = [{"shard": shard, "users": shards[shard].tolist()} for shard in pending]
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ShardWorker,
             fn_constructor_kwargs={"run_dir": str(run_dir), "model": config.model, "k": config.k,
-                                   "min_history": config.min_history},
+                                   "min_history": config.min_history, "threads": config.threads},
             batch_size=1,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=1,
+            num_cpus=config.threads,
         )
         for batch in dataset.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=2):
             for shard, users, values in zip(batch["shard"], batch["user"], batch["value"], strict=True):
