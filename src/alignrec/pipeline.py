@@ -3,7 +3,11 @@
 A run directory holds ``config.yaml`` (resolved), ``data/`` (the prepared
 dataset), one folder per model (``metrics.json``, rankings, checkpoints) and
 ``summary.json``. Re-running skips every stage whose outputs exist and were
-made with the same settings; a half-trained SASRec resumes from its checkpoint.
+made with the same settings by the same code (``alignrec.provenance``: the
+alignrec version and those of torch, transformers and peft); a half-trained
+SASRec resumes from its checkpoint. A stage made by other code is recomputed,
+except a SASRec checkpoint, which is refused with the way to retrain (it may
+be a long run the user wants to keep).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.models.mostpop import MostPop
+from alignrec.provenance import code_versions, describe_change, environment
 from alignrec.train.sasrec import train_sasrec
 
 if TYPE_CHECKING:
@@ -56,7 +61,8 @@ def _inputs_unchanged(dataset: SequenceDataset) -> bool:
 def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
     """Reuse ``folder`` when it was prepared with the same settings from unchanged files."""
     marker = folder / "data_config.json"
-    if marker.is_file() and read_json(marker) == to_dict(config):
+    settings = {"data": to_dict(config), "code": code_versions()}
+    if marker.is_file() and read_json(marker) == settings:
         try:
             dataset = SequenceDataset.load(folder)
         except AlignrecError:
@@ -65,7 +71,7 @@ def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
             return dataset
     started = time.perf_counter()
     dataset = prepare_dataset(config, folder)
-    write_json(marker, to_dict(config))
+    write_json(marker, settings)
     console.print(
         f"[bold]data[/] {dataset.name}: {dataset.num_users:,} users, {dataset.num_items:,} items, "
         f"{dataset.num_interactions:,} interactions ({time.perf_counter() - started:.1f} s)"
@@ -75,7 +81,7 @@ def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
 
 def _stage_settings(dataset: SequenceDataset, config: RunConfig, model: str) -> dict[str, Any]:
     """What a stage's result depends on; a rerun with equal settings skips the stage."""
-    settings: dict[str, Any] = {"data": dataset.fingerprint(), "eval": to_dict(config.eval)}
+    settings: dict[str, Any] = {"data": dataset.fingerprint(), "eval": to_dict(config.eval), "code": code_versions()}
     if model == "sasrec":
         settings.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
     if model == "llm":
@@ -153,7 +159,14 @@ def _finished(out: Path, dataset: SequenceDataset, config: RunConfig, model: str
     metrics = out / "metrics.json"
     if not metrics.is_file():
         return False
-    return read_json(metrics).get("config") == _stage_settings(dataset, config, model)
+    recorded = read_json(metrics).get("config") or {}
+    settings = _stage_settings(dataset, config, model)
+    if recorded == settings:
+        return True
+    if {**recorded, "code": settings["code"]} == settings:
+        console.print(f"[yellow]{model}[/]: made by other code ({describe_change(recorded.get('code'))}); "
+                      "computing it again")
+    return False
 
 
 def tokenize_stage(dataset: SequenceDataset, out: Path, config: RunConfig) -> Path:
@@ -163,6 +176,7 @@ def tokenize_stage(dataset: SequenceDataset, out: Path, config: RunConfig) -> Pa
 
     tokens = out / "tokens"
     settings = {"data": dataset.fingerprint(), "tokenize": to_dict(config.tokenize), "seed": config.seed,
+                "code": code_versions(),
                 "sasrec": _stage_settings(dataset, config, "sasrec") if config.tokenize.features != "text" else None}
     marker = tokens / "stage.json"
     if marker.is_file() and read_json(marker) == settings:
@@ -189,7 +203,10 @@ def llm_stage(dataset: SequenceDataset, tokens: Path, out: Path, config: RunConf
     settings = _stage_settings(dataset, config, "llm")
     marker = out / "stage.json"
     if marker.is_file() and read_json(marker) != settings:
-        console.print(f"[yellow]llm[/]: settings changed since the last run; training from scratch in {out}")
+        recorded = read_json(marker)
+        what = ("settings changed" if {**recorded, "code": settings["code"]} != settings
+                else f"made by other code ({describe_change(recorded.get('code'))})")
+        console.print(f"[yellow]llm[/]: {what} since the last run; training from scratch in {out}")
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     write_json(marker, settings)
@@ -250,6 +267,7 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
         "wall_time_s": time.perf_counter() - started,
         "models": {row["model"]: row["metrics"] for row in rows},
         "config": to_dict(config),
+        "environment": environment(),
     }
     write_json(out / "summary.json", summary)
     with atomic_open(out / "comparison.md") as handle:

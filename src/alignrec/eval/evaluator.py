@@ -18,6 +18,7 @@ from alignrec.data.split import Split, eval_users, history, targets
 from alignrec.eval.metrics import coverage_at, mrr, ndcg_at, recall_at, target_rank
 from alignrec.eval.ranking import INVALID, clean_ranking
 from alignrec.io import write_json, write_jsonl
+from alignrec.provenance import environment
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20, 50)
 
@@ -110,10 +111,12 @@ def write_evaluation(
     config: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """``metrics.json`` (+ ``extra`` such as wall times) and the scored lists with original ids."""
+    """``metrics.json`` (+ ``extra`` such as wall times, and the code and machine that made it)
+    and the scored lists with original ids."""
     run_dir = Path(run_dir)
     payload = result.to_json(config)
     payload.update(extra or {})
+    payload["environment"] = environment()
     write_jsonl(
         run_dir / f"rankings_{result.split}.jsonl",
         (

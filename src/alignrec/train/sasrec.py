@@ -35,6 +35,7 @@ from alignrec.eval.evaluator import EvalResult, evaluate_rankings
 from alignrec.eval.ranking import rank_all_users
 from alignrec.io import atomic_open, atomic_path
 from alignrec.models.sasrec import PAD, SASRec, left_pad
+from alignrec.provenance import code_versions, describe_change
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best_model.pt"
@@ -236,6 +237,7 @@ def _save_checkpoint(path: Path, model: SASRec, ema: AveragedModel | None,
                 "config": dataclasses.asdict(config),
                 "seed": seed,
                 "data": data,
+                "code": code_versions(),
             },
             tmp,
         )
@@ -302,6 +304,11 @@ def train_sasrec(
             raise AlignrecError(
                 f"{checkpoint_path}: written with other SASRec settings, seed or data; "
                 "use a new --out, or delete the folder to start over"
+            )
+        if saved.get("code") != code_versions():
+            raise AlignrecError(
+                f"{checkpoint_path}: trained by other code ({describe_change(saved.get('code'))}), whose results "
+                f"this version may have changed; delete {out} (or use a new --out) to train it again"
             )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
