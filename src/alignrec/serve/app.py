@@ -66,12 +66,18 @@ class Item(BaseModel):
     rank: int
 
 
+FallbackReason = Literal[
+    "unknown_user", "short_history", "no_snapshot", "store_unavailable", "model_not_loaded", "timeout", "error"]
+
+
 class Recommendations(BaseModel):
     user_id: str | None = Field(description="the original user id; null for a posted history")
     snapshot: str | None = Field(description="the snapshot in use when the request was answered")
     source: Literal["cache", "fallback", "live"] = Field(
         description="cache: pre-computed; live: computed now; fallback: the popularity list "
-                    "(unknown user, too short a history, or the live model too slow)")
+                    "(unknown user, too short a history, no snapshot, the store unreachable, "
+                    "or the live model not loaded, too slow or failing)")
+    reason: FallbackReason | None = Field(None, description="why the list is a fallback; null when it is not")
     items: list[Item]
 
 
@@ -125,6 +131,8 @@ class ServeState:
         self.explorer = Explorer(self.dataset, self.titles, self.popularity.counts,
                                  *load_code_space(self.run_dir, self.dataset))
         self.metrics = ServiceMetrics()
+        self.store_down: str | None = None
+        """The error of the lookup that began the store's current outage; None while it answers."""
         self.active = self._read_active()
         self.metrics.serving(None, self.active.id)
         self.model = model or self.active.meta.get("model") or config.model
@@ -174,6 +182,17 @@ class ServeState:
             self.metrics.serving(previous.id, latest.id)
         return ReloadResult(previous=previous.id, snapshot=latest.id, changed=changed)
 
+    def store_failed(self, error: StoreError) -> None:
+        """Count a failed lookup; log only the first of an outage (while it lasts, every lookup fails)."""
+        self.metrics.store_errors.inc()
+        if self.store_down is None:
+            log.warning("store lookups fail, users get the popularity list until it answers: %s", error)
+            self.store_down = str(error)
+
+    def store_answered(self) -> None:
+        log.warning("the store answers again (it failed with: %s)", self.store_down)
+        self.store_down = None
+
     def check_k(self, k: int, location: tuple[str, ...], active: ActiveSnapshot) -> None:
         if k > active.k:
             raise _invalid(location, f"Input should be less than or equal to {active.k}", k, "less_than_equal")
@@ -220,7 +239,8 @@ def require_admin(
 async def user_recommendations(
     user_id: str, request: Request, k: Annotated[int, Query(ge=1, description="at most the snapshot's K")] = 10
 ) -> Response:
-    """The user's pre-computed top-k; the popularity list (``fallback``) if the snapshot has none.
+    """The user's pre-computed top-k; the popularity list (``fallback``) if the snapshot has none
+    or the store does not answer (never a 500: the service outlives its store).
 
     The hot path: the body is built from trusted parts and encoded by pydantic-core
     directly, skipping the response-model validation (its shape is tested).
@@ -228,22 +248,26 @@ async def user_recommendations(
     state: ServeState = request.app.state.serve
     active = state.active
     state.check_k(k, ("query", "k"), active)
-    value = None
+    value, reason = None, "no_snapshot"
     if active.id is not None:
         try:
             value = state.store.get(active.id, user_id)
-        except StoreError:
-            log.exception("store lookup failed")
-            state.metrics.store_errors.inc()
+            reason = "unknown_user"
+        except StoreError as exc:
+            state.store_failed(exc)
+            reason = "store_unavailable"
+        else:
+            if state.store_down is not None:
+                state.store_answered()
     if value is not None:
         cached = records.decode(value)
-        source = "fallback" if cached.fallback else "cache"
+        source, reason = ("fallback", "short_history") if cached.fallback else ("cache", None)
         items = state.listing(cached.items, cached.scores, k)
     else:
         source = "fallback"
         items = state.fallback(state.user_history(user_id), k)
     state.metrics.served("user", source)
-    body = {"user_id": user_id, "snapshot": active.id, "source": source, "items": items}
+    body = {"user_id": user_id, "snapshot": active.id, "source": source, "reason": reason, "items": items}
     return Response(to_json(body), media_type="application/json")
 
 
@@ -283,7 +307,7 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> dic
         state.metrics.live_failures.labels(reason).inc()
         items = state.fallback(history, body.k)
     state.metrics.served("history", source)
-    return {"user_id": None, "snapshot": active.id, "source": source, "items": items}
+    return {"user_id": None, "snapshot": active.id, "source": source, "reason": reason, "items": items}
 
 
 class ServiceInfo(ExploreInfo):

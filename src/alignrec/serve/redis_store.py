@@ -11,20 +11,39 @@ Keys (``P`` = the URL's ``prefix``, default ``alignrec``)::
 A shard is bulk-loaded in one pipelined MULTI/EXEC together with its marker,
 under WATCH on the marker hash, so a shard is committed once or not at all.
 Publishing sets the snapshot's state and the pointer in one MULTI/EXEC.
+
+Reads (``current``, ``snapshots``, ``get``: what ``alignrec serve`` does per
+request, on its event loop) go through a client of their own that fails fast:
+0.5 s socket timeouts instead of redis-py's 5 s, one immediate retry on a
+connection error (a pooled connection to a restarted server is replaced at
+once), and for ``RETRY_AFTER_S`` after a connection error or timeout every read
+fails without touching the network, so a hung Redis stalls the service for one
+timeout a second, not for every request. The first read after that reconnects.
+Writes (precompute) keep redis-py's defaults. ``?socket_timeout=`` and
+``?socket_connect_timeout=`` in the URL override the timeouts of both.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from alignrec.serve.store import PUBLISHED, STAGING, SnapshotInfo, SnapshotStore, StoreError, new_snapshot_id
 
 _SCAN_BATCH = 1000
+CONNECT_TIMEOUT_S = 0.5
+READ_TIMEOUT_S = 0.5
+RETRY_AFTER_S = 1.0
+"""How long reads fail fast after a connection error or timeout before the next one tries Redis again."""
+
+T = TypeVar("T")
 
 
 class RedisStore(SnapshotStore):
@@ -33,11 +52,34 @@ class RedisStore(SnapshotStore):
         query = dict(parse_qsl(parts.query))
         self.prefix = query.pop("prefix", "alignrec")
         self.url = url
-        self.client = redis.Redis.from_url(urlunsplit(parts._replace(query=urlencode(query))))
+        address = urlunsplit(parts._replace(query=urlencode(query)))
+        self.client = redis.Redis.from_url(address)
+        self.reader = redis.Redis.from_url(
+            address, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=READ_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+        self._retry_at = 0.0
+        self._down = ""
         try:
-            self.client.ping()
+            self.reader.ping()
         except redis.RedisError as exc:
             raise StoreError(f"--store {url}: Redis not reachable ({exc}); start redis-server or fix the URL") from None
+
+    def _read(self, what: str, command: Callable[..., T], *args: Any) -> T:
+        """Run a read on the fast-failing client; every failure is a StoreError naming the store."""
+        if self._retry_at:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                raise StoreError(f"{self.url}: Redis unreachable ({self._down}); next try in {wait:.1f} s")
+        try:
+            value = command(*args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._down = str(exc)
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
+            raise StoreError(f"{self.url}: {what} failed, Redis unreachable ({exc})") from None
+        except redis.RedisError as exc:
+            raise StoreError(f"{self.url}: {what} failed ({exc})") from None
+        self._retry_at = 0.0
+        return value
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -109,24 +151,18 @@ class RedisStore(SnapshotStore):
             self.client.unlink(*batch)
 
     def current(self) -> str | None:
-        try:
-            value = self.client.get(self._key("current"))
-        except redis.RedisError as exc:
-            raise StoreError(f"{self.url}: cannot read the current snapshot ({exc})") from None
+        value = self._read("reading the current snapshot", self.reader.get, self._key("current"))
         return value.decode() if value is not None else None
 
     def snapshots(self) -> list[SnapshotInfo]:
         infos = []
-        for snapshot, raw in self.client.hgetall(self._key("snapshots")).items():
+        for snapshot, raw in self._read("listing snapshots", self.reader.hgetall, self._key("snapshots")).items():
             data = json.loads(raw)
             infos.append(SnapshotInfo(snapshot.decode(), data["seq"], data["state"], data["fingerprint"], data["meta"]))
         return sorted(infos, key=lambda info: info.seq)
 
     def get(self, snapshot: str, user: str) -> bytes | None:
-        try:
-            return self.client.get(self.user_key(snapshot, user))
-        except redis.RedisError as exc:
-            raise StoreError(f"{self.url}: lookup failed ({exc})") from None
+        return self._read("lookup", self.reader.get, self.user_key(snapshot, user))
 
     def records(self, snapshot: str) -> Iterator[tuple[str, bytes]]:
         start = len(self.user_key(snapshot, ""))
@@ -146,3 +182,4 @@ class RedisStore(SnapshotStore):
 
     def close(self) -> None:
         self.client.close()
+        self.reader.close()
