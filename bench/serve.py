@@ -16,6 +16,13 @@ the same time on one pinned CPU, where the split of that CPU makes the ratio rob
 times each store's lookups alone.
 
     python bench/serve.py --run runs/ml-1m --store sqlite:runs/serve/ml1m.sqlite [--redis redis://127.0.0.1:6379/0]
+
+``--soak SECONDS`` runs only a long load on ``ours`` instead: ``--warmup`` seconds of wrk, then SECONDS of
+wrk while the snapshot flips and reloads every ``--reload-every`` seconds; it prints requests, failures
+and the server's RSS after the warm-up and at the end, and exits 1 unless no request failed and the end
+RSS is within 10% of the warm one (a leak per request or per reload shows as growth):
+
+    python bench/serve.py --run RUN --store URL --soak 60 --reload-every 3
 """
 
 from __future__ import annotations
@@ -159,8 +166,17 @@ def store_lookups(url: str, users: list[str], seconds: float = 3.0) -> float:
         return done / (time.perf_counter() - started)
 
 
-def reload_under_load(base: str, store_url: str, users_file: str, seconds: int, connections: int) -> dict:
-    """wrk on ``ours`` while another thread flips the current snapshot and reloads every 0.2 s."""
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory now (VmRSS in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise SystemExit(f"no VmRSS for process {pid}")
+
+
+def reload_under_load(base: str, store_url: str, users_file: str, seconds: int, connections: int,
+                      every: float = 0.2) -> dict:
+    """wrk on ``ours`` while another thread flips the current snapshot and reloads every ``every`` seconds."""
     sys.path.insert(0, str(SRC))
     from alignrec.serve.store import PUBLISHED, open_store
 
@@ -181,7 +197,7 @@ def reload_under_load(base: str, store_url: str, users_file: str, seconds: int, 
                     statuses.append(response.status_code)
                     reloads.append(response.json().get("changed"))
                     turn += 1
-                    time.sleep(0.2)
+                    stop.wait(every)
 
         flipper = threading.Thread(target=flip)
         flipper.start()
@@ -226,6 +242,23 @@ def simultaneous(servers: dict[str, subprocess.Popen], bases: dict[str, str], us
               f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 
+def soak(server: subprocess.Popen, base: str, users_file: str, args: argparse.Namespace) -> bool:
+    """The long load with reloads; True if no request failed and the RSS stayed within 10%."""
+    wrk(base, users_file, args.warmup, args.connections)
+    warm = rss_bytes(server.pid)
+    under = reload_under_load(base, args.store, users_file, args.soak, args.connections, args.reload_every)
+    end = rss_bytes(server.pid)
+    ratio = end / warm
+    failed = under["errors"] + under["reload_failures"]
+    print(f"soak: wrk -t1 -c{args.connections} -d{args.soak}s after a {args.warmup} s warm-up, a reload every "
+          f"{args.reload_every:g} s: {under['requests']:,} requests, {under['errors']} failed, {under['reloads']} "
+          f"reloads ({under['switched']} switched the snapshot, {under['reload_failures']} failed), "
+          f"{under['req_s']:.0f} req/s, p99 {under['p99_ms']:.2f} ms")
+    print(f"soak: server RSS {warm / 2**20:.1f} MiB after the warm-up, {end / 2**20:.1f} MiB at the end "
+          f"(ratio {ratio:.3f})")
+    return failed == 0 and abs(ratio - 1) <= 0.10
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True)
@@ -234,6 +267,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--soak", type=int, metavar="SECONDS",
+                        help="only a load of SECONDS with reloads, checking failures and the server's memory")
+    parser.add_argument("--warmup", type=int, default=10, help="--soak: seconds of load before the first RSS")
+    parser.add_argument("--reload-every", type=float, default=3.0, help="--soak: seconds between reloads")
     parser.add_argument("--bare-server", choices=["bare", "bare-bytes"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--constant", help=argparse.SUPPRESS)
@@ -262,6 +299,9 @@ def main() -> None:
     constant = tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False)  # noqa: SIM115 (filled once "ours" answers)
     try:
         wait_ready(bases["ours"], "/readyz")
+        if args.soak:
+            passed = soak(servers["ours"], bases["ours"], users_file.name, args)
+            raise SystemExit(0 if passed else 1)
         constant.write(httpx.get(f"{bases['ours']}/v1/users/{users[0]}/recommendations?k=10").content)
         constant.close()
         for kind in ("bare", "bare-bytes"):
