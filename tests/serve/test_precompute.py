@@ -81,12 +81,17 @@ from alignrec.serve import recommender
 from alignrec.serve.precompute import precompute
 from alignrec.serve.store import open_store
 
-class Slow(recommender.PopularityRecommender):
+class Stuck(recommender.PopularityRecommender):
+    # Answers two shards, then hangs in the third until the test kills the job (no race with timing).
+    calls = 0
+
     def recommend(self, histories, k):
-        time.sleep(0.3)
+        Stuck.calls += 1
+        if Stuck.calls > 2:
+            time.sleep(600)
         return super().recommend(histories, k)
 
-recommender.register_recommender("slow", recommender.RecommenderEntry(lambda run, ds: Slow(ds), lambda run: []))
+recommender.register_recommender("slow", recommender.RecommenderEntry(lambda run, ds: Stuck(ds), lambda run: []))
 precompute(sys.argv[1], open_store(sys.argv[2]), ServeConfig(model="slow", k=10, batch_size=8), progress=False)
 """
 
@@ -99,12 +104,13 @@ def test_kill_9_mid_job_then_resume_equals_an_uninterrupted_run(run_dir, tmp_pat
     url = f"sqlite:{tmp_path / 'killed.sqlite'}"
     job = subprocess.Popen([sys.executable, "-c", SLOW_JOB, str(run_dir), url], env=os.environ.copy())
     with open_store(url) as store:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         done: dict[int, int] = {}
         while time.monotonic() < deadline and len(done) < 2:
             time.sleep(0.05)
             staging = [s for s in store.snapshots() if s.state == STAGING]
             done = store.done_shards(staging[0].id) if staging else {}
+        time.sleep(0.5)  # the job is now stuck in its third model call, past any commit
         job.send_signal(signal.SIGKILL)
         job.wait()
         assert 2 <= len(store.done_shards(staging[0].id)) < 8, "the job was not killed mid-way"
