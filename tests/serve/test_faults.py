@@ -196,7 +196,7 @@ def test_a_hung_redis_costs_one_read_timeout_then_requests_fail_fast(redis_clien
     assert first.status_code == 200 and first.json()["reason"] == "store_unavailable"
     assert READ_TIMEOUT_S * 0.8 < first_s < READ_TIMEOUT_S + 1.0
     assert rest and all(r.status_code == 200 and r.json()["reason"] == "store_unavailable" for r, _ in rest)
-    assert slowest < 0.1
+    assert slowest < READ_TIMEOUT_S / 2  # none waited for Redis (generous for a loaded CI machine)
     assert seconds < RETRY_AFTER_S + 1.0
 
 
