@@ -236,7 +236,7 @@ def test_precompute_then_list_and_activate_snapshots(lcrec_dir, tmp_path, capsys
         (["precompute", "--run", "{run}", "--model", "sasrec"], "best_model.pt: missing"),
         (["precompute", "--run", "{run}", "--model", "mostpop", "--users", "{tmp}/no.txt"], "--users"),
         (["precompute", "--run", "{run}", "--model", "mostpop", "--k", "0"], "serve.k=0"),
-        (["snapshots", "--store", "sqlite:{tmp}/s.sqlite", "--activate", "v9-x"], "no snapshot 'v9-x'"),
+        (["snapshots", "--store", "sqlite:{tmp}/s.sqlite", "--activate", "v9-x"], "s.sqlite': no such file"),
         (["serve", "--run", "{run}", "--store", "redis://127.0.0.1:1/0"], "Redis not reachable"),
     ],
 )

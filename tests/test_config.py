@@ -1,6 +1,17 @@
+import dataclasses
+import typing
+
 import pytest
 
-from alignrec.config import RunConfig, load_config, parse_override, save_config
+from alignrec.config import (
+    DataConfig,
+    RunConfig,
+    builtin_config_names,
+    check_config,
+    load_config,
+    parse_override,
+    save_config,
+)
 from alignrec.errors import ConfigError
 
 
@@ -89,3 +100,66 @@ def test_saved_config_loads_back_identically(tmp_path) -> None:
     config = load_config(None, ["sasrec.epochs=7", "data.columns={user: u, item: i}"])
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+@pytest.mark.parametrize("name", builtin_config_names())
+def test_every_preset_passes_its_own_rules(name: str) -> None:
+    assert isinstance(load_config(name), RunConfig)
+
+
+def _unchecked(cls: type, prefix: str = "") -> set[str]:
+    """Settings that are neither a bool, a section nor a field with a declared rule."""
+    names = set()
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        key = f"{prefix}{item.name}"
+        if dataclasses.is_dataclass(hints[item.name]):
+            names |= _unchecked(hints[item.name], f"{key}.")
+        elif hints[item.name] is not bool and not item.metadata.get("checks"):
+            names.add(key)
+    return names
+
+
+def test_every_number_and_choice_has_a_rule() -> None:
+    # free text (names, paths, model names resolved later) and any number on a rating scale
+    assert _unchecked(RunConfig) == {
+        "name", "data.path", "data.min_rating", "data.item_path", "data.item_columns", "tokenize.align.llm",
+        "llm.backbone", "llm.lora.target_modules", "serve.model", "serve.api_key",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sasrec.heads=3"], r"sasrec.hidden=64: must be a multiple of sasrec.heads=3"),
+        (["sasrec.heads=0"], r"sasrec.heads=0: must be at least 1"),  # not a division by zero in hidden's rule
+        (["sasrec.exclude_seen=true", "sasrec.loss=bce"], r"sasrec.exclude_seen=True: needs sasrec.loss=ce"),
+        (["data.path=x.csv"], r"data.format=None: data.path is set, so say how to read it: recbole, lcrec, csv"),
+        (["data.dataset=ml-20m"], r"data.dataset='ml-20m': not a built-in dataset; choose one of ml-100k, ml-1m"),
+        (["data.columns={usr: a}"], r"data.columns=\{'usr': 'a'\}: map only user, item, timestamp, rating"),
+        (["models=[llm]"], r"models=\['llm'\]: the llm needs sasrec first"),
+        (["models=[]"], r"models=\[\]: give at least one"),
+        (["seed=-1"], r"seed=-1: must be in \[0, 4294967295\]"),
+        (["sasrec.lr=0"], r"sasrec.lr=0.0: must be above 0"),
+        (["data.encoding=base64"], r"data.encoding='base64': not a text encoding"),
+        (["tokenize.text_fields=[title, plot]"], r"tokenize.text_fields=\['title', 'plot'\]: 'plot': choose one of"),
+    ],
+)
+def test_rules_name_the_setting_and_the_fix(overrides, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["device=cuda:1"], ["data.path=x", "data.dataset=mine", "data.format=csv"], ["models=[llm]", "tokenize.features=text"],
+     ["data.encoding=latin-1"], ["data.separator=tab"], ["llm.eval_steps=0"], ["sasrec.init_std=null"]],
+)
+def test_valid_combinations_pass(overrides) -> None:
+    load_config(None, overrides)
+
+
+def test_check_config_checks_a_section_built_in_code() -> None:
+    check_config(DataConfig())
+    with pytest.raises(ConfigError, match=r"^data.max_history=-1: must be at least 0$"):
+        check_config(DataConfig(max_history=-1), "data")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from alignrec import __version__
-from alignrec.config import DataConfig, RunConfig, load_config, save_config
+from alignrec.config import DataConfig, RunConfig, check_config, load_config, save_config
 from alignrec.errors import AlignrecError, ConfigError
 
 EXIT_USER_ERROR = 2
@@ -30,14 +30,22 @@ def _mapping(text: str, flag: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in pairs)}
 
 
+DEFAULT_KS = "1,5,10,20,50"
+INSPECT_K = 10
+
+
 def _ks(text: str) -> list[int]:
     try:
         ks = sorted({int(k) for k in text.split(",") if k.strip()})
     except ValueError:
-        raise ConfigError(f"--ks {text!r}: give cut-offs as integers, e.g. 1,5,10,20,50") from None
+        raise ConfigError(f"--ks {text!r}: give cut-offs as integers, e.g. {DEFAULT_KS}") from None
     if not ks or ks[0] < 1:
         raise ConfigError(f"--ks {text!r}: cut-offs must be positive integers")
     return ks
+
+
+def _warn(message: str) -> None:
+    Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> None:
@@ -60,7 +68,9 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
         columns=_mapping(args.columns, "--columns") if args.columns else {},
         item_path=args.items,
         item_columns=_mapping(args.item_columns, "--item-columns") if args.item_columns else {},
+        encoding=args.encoding,
     )
+    check_config(config, "data")
     started = time.perf_counter()
     dataset = prepare_dataset(config, args.out)
     print(format_stats(dataset_stats(dataset)))
@@ -79,12 +89,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from alignrec.data.dataset import SequenceDataset
     from alignrec.eval.compare import print_comparison
     from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
-    from alignrec.eval.predictions import read_predictions
+    from alignrec.eval.predictions import load_predictions
     from alignrec.io import read_json
 
+    ks = _ks(args.ks or DEFAULT_KS)
     dataset = SequenceDataset.load(args.data)
-    rankings = read_predictions(args.predictions, dataset)
-    ks = _ks(args.ks)
+    predictions = load_predictions(args.predictions, dataset)
+    if predictions.warning:
+        _warn(predictions.warning)
+    rankings = predictions.rankings
+    if args.ks:  # cut-offs asked for must be ones the lists can reach (the default ones are shown whatever)
+        longest = max((len(r) for r in rankings.values()), default=0)
+        if ks[-1] > dataset.num_items:
+            raise ConfigError(f"--ks {args.ks!r}: {ks[-1]} is above the {dataset.num_items:,} items of dataset "
+                              f"{dataset.name!r}; give cut-offs up to {dataset.num_items:,}")
+        if ks[-1] > longest:
+            raise ConfigError(f"--ks {args.ks!r}: the longest list in {args.predictions} has {longest} items, so "
+                              f"@{ks[-1]} would only repeat @{longest}; give cut-offs up to {longest} or longer lists")
     model = args.model or Path(args.predictions).stem
     result = evaluate_rankings(dataset, rankings, args.split, model, ks, not args.no_exclude_history)
     settings = {"predictions": str(Path(args.predictions).resolve()), "ks": ks}
@@ -96,10 +117,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from alignrec.data.dataset import SequenceDataset
+    from alignrec.device import resolve_device
     from alignrec.eval.compare import collect_metrics, print_comparison
     from alignrec.pipeline import STAGES
 
     config = load_config(args.config, args.set)
+    resolve_device(config.device)  # a GPU asked for on a machine without one fails now, not after the data
     dataset = SequenceDataset.load(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,9 +146,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from alignrec.device import resolve_device
     from alignrec.pipeline import run_pipeline
 
     config = load_config(args.config, args.set)
+    resolve_device(config.device)  # a GPU asked for on a machine without one fails now, not after the data
     out = args.out or str(Path("runs") / config.name)
     summary = run_pipeline(config, out)
     print(f"run directory: {out} ({summary['wall_time_s']:.0f} s)")
@@ -136,7 +161,11 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
         from alignrec.tokenize.artifacts import load_artifact
         from alignrec.tokenize.inspect import format_inspection
 
-        print(format_inspection(load_artifact(args.dir), args.item, args.k))
+        artifact = load_artifact(args.dir)
+        others = len(artifact.codes) - 1
+        if args.k is not None and not 1 <= args.k <= others:
+            raise ConfigError(f"-k {args.k}: {args.dir} has {others + 1:,} items, so give 1 to {others:,} neighbours")
+        print(format_inspection(artifact, args.item, args.k or min(INSPECT_K, others)))
         return
     if args.data is None or args.out is None:
         raise ConfigError("tokenize needs --data DIR (a prepared dataset) and --out TOK_DIR")
@@ -159,12 +188,19 @@ def _store_url(args: argparse.Namespace) -> str:
 
 def cmd_precompute(args: argparse.Namespace) -> None:
     from alignrec.serve.precompute import precompute
+    from alignrec.serve.recommender import load_run_dataset
     from alignrec.serve.store import open_store
 
     config = _serve_config(args.run, args.set).serve
     for name in ("model", "k", "keep"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    check_config(config, "serve")
+    if args.k is not None:
+        items = load_run_dataset(args.run).num_items
+        if args.k > items:
+            raise ConfigError(f"--k {args.k}: the run's dataset has {items:,} items, so no list can hold more; "
+                              f"give --k {items:,} or less")
     with open_store(_store_url(args)) as store:
         result = precompute(args.run, store, config, args.users, args.engine, args.ray_address, args.force)
         if result.skipped:
@@ -184,7 +220,7 @@ def cmd_snapshots(args: argparse.Namespace) -> None:
     from alignrec.serve.precompute import describe_snapshots
     from alignrec.serve.store import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:
         if args.activate:
             store.activate(args.activate)
             print(f"current snapshot: {args.activate} (running servers switch on POST /v1/admin/reload)")
@@ -252,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--separator", help="CSV: field separator (default: tab for .tsv, else comma)")
     prepare.add_argument("--items", help="CSV: an item table with text columns")
     prepare.add_argument("--item-columns", help="CSV: item=COL[,title=COL][,genres=COL][,description=COL]")
+    prepare.add_argument("--encoding", default="utf-8",
+                         help="text encoding of the files (default utf-8; e.g. latin-1, cp1252)")
     prepare.set_defaults(handler=cmd_data_prepare)
     stats = data_commands.add_parser("stats", help="describe a prepared dataset")
     stats.add_argument("dir")
@@ -266,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["test", "valid"], default="test")
     evaluate.add_argument("--no-exclude-history", action="store_true",
                           help="keep items the user already has in the lists")
-    evaluate.add_argument("--ks", default="1,5,10,20,50", help="cut-offs (default 1,5,10,20,50)")
+    evaluate.add_argument("--ks", help=f"cut-offs, at most the dataset's items and the lists' length "
+                                       f"(default {DEFAULT_KS})")
     evaluate.add_argument("--model", help="model name in the table (default: the file's name)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -297,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = tokenize_commands.add_parser("inspect", help="an item's codes and its nearest items in code space")
     inspect.add_argument("dir", help="a tokenizer output folder")
     inspect.add_argument("item", help="an original item id")
-    inspect.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    inspect.add_argument("-k", type=int, help=f"how many neighbours (default {INSPECT_K})")
 
     precompute = commands.add_parser(
         "precompute", help="every user's top-K into a new store snapshot (resumable, published atomically)")

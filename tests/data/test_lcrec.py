@@ -50,3 +50,10 @@ def test_bad_item_id_type_names_the_position(tmp_path) -> None:
 def test_folder_without_inter_file(tmp_path) -> None:
     with pytest.raises(DataError, match=r"expected exactly one \*.inter.json file \(found: none\)"):
         load_lcrec(tmp_path)
+
+
+def test_bytes_that_do_not_decode_name_line_and_column(tmp_path) -> None:
+    (tmp_path / "X.inter.json").write_bytes(b'{"0": [0, 1],\n "1": [2, "\xe9"]}')
+    with pytest.raises(DataError, match=r"X.inter.json line 2: not valid UTF-8 \(byte 0xe9 at column 12\)"):
+        load_lcrec(tmp_path)
+    assert load_lcrec(tmp_path, "latin-1").interactions.items == ["0", "1", "2", "\u00e9"]

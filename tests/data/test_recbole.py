@@ -59,3 +59,11 @@ def test_load_recbole_folder_reads_item_file(tmp_path) -> None:
 def test_load_recbole_missing_path() -> None:
     with pytest.raises(DataError, match="no such file or folder"):
         load_recbole(__import__("pathlib").Path("/nonexistent/x.inter"))
+
+
+def test_load_recbole_decodes_the_declared_encoding_and_names_bad_bytes(tmp_path) -> None:
+    (tmp_path / "d.inter").write_bytes(b"user_id:token\titem_id:token\nu\t1\n")
+    (tmp_path / "d.item").write_bytes("item_id:token\ttitle:token\n1\tAm\u00e9lie\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"d.item line 2: not valid UTF-8 \(byte 0xe9 at column 5\)"):
+        load_recbole(tmp_path)
+    assert load_recbole(tmp_path, "latin-1").item_text == {"1": {"title": "Am\u00e9lie"}}

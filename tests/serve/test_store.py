@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alignrec.serve.sqlite_store import SQLiteStore
-from alignrec.serve.store import PUBLISHED, STAGING, SnapshotStore, StoreError, open_store
+from alignrec.serve.store import PUBLISHED, STAGING, SnapshotStore, StoreError, check_redis_url, open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -82,3 +82,40 @@ def test_urls_choose_the_store(tmp_path) -> None:
         open_store(f"sqlite:{tmp_path}")
     with pytest.raises(StoreError, match="Redis not reachable"):
         open_store("redis://127.0.0.1:1/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("bogus:thing", r"unknown scheme 'bogus'; use a file path, sqlite:PATH.*\(for a file whose name has a colon: "
+                        r"sqlite:bogus:thing\)"),
+        ("redis:localhost", r"unknown scheme 'redis'"),
+        ("redis://localhost:abc/0", r"port 'abc' is not a number from 1 to 65535; write redis://HOST:PORT/DB"),
+        ("redis://localhost:70000/0", r"port '70000' is not a number"),
+        ("rediss://h:0/1", r"port '0' is not a number"),
+        ("redis:///0", r"no host"),
+        ("redis://h:6379/zero?prefix=p", r"database 'zero' is not a number"),
+    ],
+)
+def test_bad_urls_are_refused_and_create_no_file(tmp_path, monkeypatch, url, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=message):
+        open_store(url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_well_formed_redis_urls_pass_the_check() -> None:
+    for url in ("redis://127.0.0.1:6379/0", "redis://localhost", "rediss://user:pw@host:6380/2?prefix=x&socket_timeout=1"):
+        check_redis_url(url)
+
+
+def test_a_file_with_a_colon_is_written_with_sqlite(tmp_path) -> None:
+    assert open_store(f"sqlite:{tmp_path / 'a:b.sqlite'}").path == tmp_path / "a:b.sqlite"
+
+
+def test_without_create_a_missing_file_is_an_error(tmp_path) -> None:
+    with pytest.raises(StoreError, match=r"no.sqlite': no such file"):
+        open_store(str(tmp_path / "no.sqlite"), create=False)
+    assert not (tmp_path / "no.sqlite").exists()
+    open_store(str(tmp_path / "yes.sqlite")).close()
+    open_store(str(tmp_path / "yes.sqlite"), create=False).close()

@@ -8,9 +8,10 @@ maps ``item`` plus any text fields (``title``, ``genres``, ``description``...).
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
-from alignrec.data.raw import RawData, RawInteractions
+from alignrec.data.raw import RawData, RawInteractions, read_text
 from alignrec.data.text import ALIASES, canonical_item_fields
 from alignrec.errors import DataError
 from alignrec.io import sha256_file
@@ -22,16 +23,17 @@ def _separator(path: Path, separator: str | None) -> str:
     return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
 
 
-def _read_table(path: Path, separator: str | None) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _read_table(
+    path: Path, separator: str | None, encoding: str
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the non-empty rows, each with its line number, width-checked."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter=_separator(path, separator))
-        header = next(reader, None)
-        if not header:
-            raise DataError(f"{path}: the file is empty; the first line must name the columns")
-        rows = [(reader.line_num, row) for row in reader if row and any(c.strip() for c in row)]
+    reader = csv.reader(io.StringIO(read_text(path, encoding), newline=""), delimiter=_separator(path, separator))
+    header = next(reader, None)
+    if not header:
+        raise DataError(f"{path}: the file is empty; the first line must name the columns")
+    rows = [(reader.line_num, row) for row in reader if row and any(c.strip() for c in row)]
     header = [h.strip() for h in header]
     for number, row in rows:
         if len(row) != len(header):
@@ -53,8 +55,10 @@ def _column(header: list[str], mapping: dict[str, str], name: str, path: Path, f
     return header.index(column)
 
 
-def read_interactions(path: Path, columns: dict[str, str], separator: str | None) -> RawInteractions:
-    header, rows = _read_table(path, separator)
+def read_interactions(
+    path: Path, columns: dict[str, str], separator: str | None, encoding: str = "utf-8"
+) -> RawInteractions:
+    header, rows = _read_table(path, separator, encoding)
     for required in ("user", "item"):
         if required not in columns:
             raise DataError(
@@ -93,8 +97,10 @@ def read_interactions(path: Path, columns: dict[str, str], separator: str | None
     )
 
 
-def read_items(path: Path, columns: dict[str, str], separator: str | None) -> dict[str, dict[str, str]]:
-    header, rows = _read_table(path, separator)
+def read_items(
+    path: Path, columns: dict[str, str], separator: str | None, encoding: str = "utf-8"
+) -> dict[str, dict[str, str]]:
+    header, rows = _read_table(path, separator, encoding)
     if "item" not in columns:
         raise DataError(f"{path}: no column mapped to 'item'; pass --item-columns item=<column>,title=<column>")
     item_col = _column(header, columns, "item", path, "--item-columns")
@@ -122,12 +128,14 @@ def load_csv(
     separator: str | None = None,
     item_path: Path | None = None,
     item_columns: dict[str, str] | None = None,
+    encoding: str = "utf-8",
 ) -> RawData:
-    interactions = read_interactions(path, columns, separator)
+    """Interactions (and item text) from CSV/TSV files in ``encoding``."""
+    interactions = read_interactions(path, columns, separator, encoding)
     sources = {str(path): sha256_file(path)}
     item_text = None
     if item_path is not None:
-        item_text = read_items(item_path, item_columns or {}, separator)
+        item_text = read_items(item_path, item_columns or {}, separator, encoding)
         sources[str(item_path)] = sha256_file(item_path)
     return RawData(
         name=path.stem,

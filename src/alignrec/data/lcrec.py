@@ -12,22 +12,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from alignrec.data.raw import RawData, RawInteractions, find_interaction_file
+from alignrec.data.raw import RawData, RawInteractions, find_interaction_file, read_text
 from alignrec.data.text import canonical_item_fields
 from alignrec.errors import DataError
 from alignrec.io import sha256_file
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, encoding: str) -> Any:
+    text = read_text(path, encoding)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}); fix the file"
         ) from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; re-save it as UTF-8 JSON") from None
 
 
 def _id(value: Any, where: str) -> str:
@@ -84,21 +82,21 @@ def parse_index(obj: Any, source: str) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in obj.items()}
 
 
-def load_lcrec(path: Path) -> RawData:
+def load_lcrec(path: Path, encoding: str = "utf-8") -> RawData:
     """``path`` is the folder holding ``X.inter.json`` or that file itself."""
     inter_path = find_interaction_file(path, ".inter.json", "LC-Rec")
     stem = inter_path.name[: -len(".inter.json")]
     item_path = inter_path.with_name(f"{stem}.item.json")
     index_path = inter_path.with_name(f"{stem}.index.json")
     sources = {str(inter_path): sha256_file(inter_path)}
-    interactions = parse_inter(_read_json(inter_path), str(inter_path))
+    interactions = parse_inter(_read_json(inter_path, encoding), str(inter_path))
     item_text = None
     if item_path.is_file():
-        item_text = parse_items(_read_json(item_path), str(item_path))
+        item_text = parse_items(_read_json(item_path, encoding), str(item_path))
         sources[str(item_path)] = sha256_file(item_path)
     codes = None
     if index_path.is_file():
-        codes = parse_index(_read_json(index_path), str(index_path))
+        codes = parse_index(_read_json(index_path, encoding), str(index_path))
         sources[str(index_path)] = sha256_file(index_path)
     return RawData(
         name=stem,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alignrec.config import DataConfig
+from alignrec.config import FORMATS, DataConfig
 from alignrec.data.build import FilterOptions, build_dataset
 from alignrec.data.builtin import BUILTINS, load_builtin
 from alignrec.data.csv_format import load_csv
@@ -13,8 +13,6 @@ from alignrec.data.lcrec import load_lcrec
 from alignrec.data.raw import RawData
 from alignrec.data.recbole import load_recbole
 from alignrec.errors import DataError
-
-FORMATS = ("recbole", "lcrec", "csv")
 
 
 def read_source(config: DataConfig) -> tuple[RawData, dict[str, object]]:
@@ -28,17 +26,19 @@ def read_source(config: DataConfig) -> tuple[RawData, dict[str, object]]:
         return load_builtin(config.dataset), {"builtin": config.dataset}
     path = Path(config.path).expanduser().resolve()
     if config.format == "recbole":
-        raw = load_recbole(path)
+        raw = load_recbole(path, config.encoding)
     elif config.format == "lcrec":
-        raw = load_lcrec(path)
+        raw = load_lcrec(path, config.encoding)
     elif config.format == "csv":
         item_path = Path(config.item_path).expanduser().resolve() if config.item_path else None
-        raw = load_csv(path, config.columns, config.separator, item_path, config.item_columns)
+        raw = load_csv(path, config.columns, config.separator, item_path, config.item_columns, config.encoding)
     else:
         raise DataError(
             f"data.format={config.format!r}: choose one of {', '.join(FORMATS)} for data.path {path}"
         )
-    return raw, {"format": config.format, "path": str(path)}
+    # the encoding is recorded only when it is not the default, so that UTF-8 datasets keep their fingerprint
+    encoding = {} if config.encoding == "utf-8" else {"encoding": config.encoding}
+    return raw, {"format": config.format, "path": str(path), **encoding}
 
 
 def prepare_dataset(config: DataConfig, out: str | Path | None = None) -> SequenceDataset:

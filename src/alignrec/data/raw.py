@@ -6,6 +6,7 @@ that a later check can name the exact place of a problem.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,3 +61,22 @@ def find_interaction_file(path: Path, suffix: str, kind: str) -> Path:
     if not path.name.endswith(suffix):
         raise DataError(f"{path}: a {kind} interaction file is named X{suffix}")
     return path
+
+
+def read_text(path: Path, encoding: str = "utf-8", fix: str | None = None) -> str:
+    """The whole file decoded with ``encoding``; bytes that do not decode are a :class:`DataError`
+    naming their line and column (a ``UnicodeDecodeError`` names only a byte offset).
+
+    ``fix`` is the advice at the end of that message (default: re-save the file or set ``data.encoding``).
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode(encoding, errors="replace")
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+        advice = fix or f"save the file as {name}, or give its encoding with data.encoding / --encoding (e.g. latin-1)"
+        raise DataError(
+            f"{path} line {line}: not valid {name} (byte 0x{data[exc.start]:02x} at column {column}); {advice}"
+        ) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alignrec.data.raw import RawData, RawInteractions, find_interaction_file
+from alignrec.data.raw import RawData, RawInteractions, find_interaction_file, read_text
 from alignrec.data.text import canonical_item_fields
 from alignrec.errors import DataError
 from alignrec.io import sha256_file
@@ -105,15 +105,15 @@ def parse_item(text: str, source: str) -> dict[str, dict[str, str]]:
     return catalog
 
 
-def load_recbole(path: Path) -> RawData:
+def load_recbole(path: Path, encoding: str = "utf-8") -> RawData:
     """``path`` is a folder holding ``X.inter`` (and maybe ``X.item``), or the ``.inter`` file."""
     inter_path = find_interaction_file(path, ".inter", "RecBole")
     item_path = inter_path.with_suffix(".item")
     sources = {str(inter_path): sha256_file(inter_path)}
-    interactions = parse_inter(inter_path.read_text(encoding="utf-8"), str(inter_path))
+    interactions = parse_inter(read_text(inter_path, encoding), str(inter_path))
     item_text = None
     if item_path.is_file():
-        item_text = parse_item(item_path.read_text(encoding="utf-8"), str(item_path))
+        item_text = parse_item(read_text(item_path, encoding), str(item_path))
         sources[str(item_path)] = sha256_file(item_path)
     return RawData(
         name=inter_path.stem,

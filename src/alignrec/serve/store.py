@@ -7,17 +7,21 @@ one atomic step marks it published and points ``current`` at it. Readers only
 follow ``current``, so they never see a half-written snapshot.
 
 URLs: ``sqlite:///abs/path.sqlite`` or ``sqlite:rel/path.sqlite`` (embedded, the
-default) and ``redis://host:port/db?prefix=alignrec`` (redis-py).
+default; a bare path too) and ``redis://host:port/db?prefix=alignrec`` (redis-py).
+Any other scheme, or a Redis URL with a bad host, port or database, is refused
+with the valid forms, rather than taken for the name of a new SQLite file.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from alignrec.errors import AlignrecError
 
@@ -125,22 +129,57 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def open_store(url: str) -> SnapshotStore:
-    """A store from its URL: ``sqlite:...`` (a bare path also means SQLite) or ``redis://...``."""
+FORMS = "a file path, sqlite:PATH, sqlite:///ABS/PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
+"""The store URLs ``--store`` accepts, for error messages."""
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def check_redis_url(url: str) -> None:
+    """A malformed ``redis[s]://`` URL fails here, naming the part, instead of deep in redis-py
+    (a bad port is a ValueError traceback there)."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port != 0
+    except ValueError:
+        port_ok = False
+    database = parts.path.removeprefix("/")
+    if not parts.hostname:
+        problem = "no host"
+    elif not port_ok:
+        problem = f"port {parts.netloc.rsplit(':', 1)[-1]!r} is not a number from 1 to 65535"
+    elif database and not (database.isascii() and database.isdigit()):
+        problem = f"database {database!r} is not a number"
+    else:
+        return
+    raise StoreError(
+        f"--store {url!r}: {problem}; write {parts.scheme}://HOST:PORT/DB, e.g. {parts.scheme}://127.0.0.1:6379/0"
+    )
+
+
+def open_store(url: str, create: bool = True) -> SnapshotStore:
+    """A store from its URL: ``sqlite:...`` (a bare path also means SQLite) or ``redis://...``;
+    anything else that looks like a scheme is an error, not the name of a new SQLite file.
+    ``create=False``: a SQLite file must exist already (for commands that only read or switch)."""
+    if url.startswith(("redis://", "rediss://")):
+        check_redis_url(url)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from alignrec.serve.redis_store import RedisStore
 
         return RedisStore(url)
+    scheme = _SCHEME.match(url)
     if url.startswith("sqlite:"):
         path = url[len("sqlite:") :]
         # sqlite:///abs/path -> /abs/path ; sqlite:rel/path -> rel/path
         path = path.removeprefix("//")
-    elif "://" in url:
-        raise StoreError(f"--store {url!r}: unknown scheme; use sqlite:PATH or redis://HOST:PORT/DB")
+    elif scheme is not None:
+        colon = "" if "://" in url else f" (for a file whose name has a colon: sqlite:{url})"
+        raise StoreError(f"--store {url!r}: unknown scheme {scheme.group(1)!r}; use {FORMS}{colon}")
     else:
         path = url
     if not path:
         raise StoreError(f"--store {url!r}: no file; write sqlite:///abs/path.sqlite or sqlite:rel/path.sqlite")
+    if not create and not Path(path).exists():
+        raise StoreError(f"--store {url!r}: no such file; check the path (`alignrec precompute --store` creates it)")
     from alignrec.serve.sqlite_store import SQLiteStore
 
     return SQLiteStore(Path(path))
