@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from alignrec.config import DataConfig, RunConfig, save_config, to_dict
+from alignrec.config import DataConfig, RunConfig, check_config, save_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
 from alignrec.data.split import history
@@ -231,9 +231,7 @@ def compare_on_llm_users(dataset: SequenceDataset, out: Path, config: RunConfig)
 
 def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
     """prepare -> each model (the LLM after tokenize) -> comparison; finished stages are skipped on a rerun."""
-    unknown = [m for m in config.models if m not in STAGES and m != "llm"]
-    if unknown:
-        raise AlignrecError(f"models: unknown model {unknown[0]!r}; choose from {', '.join([*STAGES, 'llm'])}")
+    check_config(config)  # a config built in code gets the checks a loaded one had
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     saved_config = out / "config.yaml"
@@ -245,9 +243,6 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
     seed_everything(config.seed)
     started = time.perf_counter()
     dataset = load_or_prepare(config.data, out / "data")
-    if "llm" in config.models and config.tokenize.features != "text" and "sasrec" not in config.models:
-        raise AlignrecError("models: the llm needs sasrec first (tokenize.features uses SASRec embeddings); "
-                            "add sasrec to models or set tokenize.features=text")
     for model in config.models:
         model_dir = out / model
         if _finished(model_dir, dataset, config, model):

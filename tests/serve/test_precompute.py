@@ -64,6 +64,9 @@ def test_users_file_limits_the_job_and_bad_ids_name_the_line(run_dir, tmp_path, 
     listed.write_text("u1\nghost\n")
     with sqlite(tmp_path, "other") as store, pytest.raises(AlignrecError, match="line 2: unknown user id 'ghost'"):
         precompute(run_dir, store, serve_config, users_file=listed, progress=False)
+    listed.write_bytes(b"u1\nu\xe9\n")
+    with sqlite(tmp_path, "latin") as store, pytest.raises(AlignrecError, match=r"users.txt line 2: not valid UTF-8"):
+        precompute(run_dir, store, serve_config, users_file=listed, progress=False)
 
 
 def test_shards_group_similar_lengths_and_cover_everyone_once(run_dir) -> None:
@@ -173,3 +176,28 @@ def test_the_thread_count_is_part_of_the_job(run_dir, tmp_path, serve_config):
         first = precompute(run_dir, store, serve_config, progress=False)
         other = precompute(run_dir, store, replace(serve_config, threads=2), progress=False)
     assert not other.skipped and other.snapshot != first.snapshot
+
+
+def test_the_model_scores_at_serve_threads_whatever_the_process_runs_with(run_dir, tmp_path, serve_config,
+                                                                          monkeypatch):
+    """The mechanism behind equal digests: a spy model sees torch's thread count while it scores."""
+    seen: list[int] = []
+
+    class Spy(recommender.PopularityRecommender):
+        def recommend(self, histories, k):
+            seen.append(torch.get_num_threads())
+            return super().recommend(histories, k)
+
+    monkeypatch.setattr(recommender, "_REGISTRY", dict(recommender._REGISTRY))
+    recommender.register_recommender("spy", recommender.RecommenderEntry(lambda run, ds: Spy(ds), lambda run: []))
+    before = torch.get_num_threads()
+    try:
+        for process_threads, serve_threads in ((2, 1), (1, 2)):
+            torch.set_num_threads(process_threads)
+            seen.clear()
+            config = replace(serve_config, model="spy", threads=serve_threads)
+            with sqlite(tmp_path, f"spy{process_threads}") as store:
+                precompute(run_dir, store, config, progress=False)
+            assert set(seen) == {serve_threads} and torch.get_num_threads() == process_threads
+    finally:
+        torch.set_num_threads(before)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from alignrec.config import ServeConfig
 from alignrec.data.dataset import SequenceDataset
+from alignrec.data.raw import read_text
 from alignrec.errors import AlignrecError
 from alignrec.provenance import code_versions, environment
 from alignrec.serve import records
@@ -36,7 +37,7 @@ def read_user_file(path: str | Path, dataset: SequenceDataset) -> np.ndarray:
     index = dataset.user_index()
     users: dict[int, None] = {}
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = read_text(Path(path), "utf-8", "write one original user id a line, in UTF-8").splitlines()
     except OSError as exc:
         raise AlignrecError(f"--users {path}: cannot read ({exc.strerror})") from None
     for number, line in enumerate(lines, 1):

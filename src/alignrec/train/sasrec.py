@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from alignrec.config import SASRecConfig
+from alignrec.config import SASRecConfig, check_config
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import Split, train_sequence
 from alignrec.errors import AlignrecError
@@ -267,20 +267,7 @@ def train_sasrec(
 
     On a GPU the run is as reproducible as its kernels allow, not bit-equal to a CPU run.
     """
-    if config.loss not in ("ce", "bce"):
-        raise AlignrecError(f"sasrec.loss={config.loss!r}: choose ce or bce")
-    if config.exclude_seen and config.loss != "ce":
-        raise AlignrecError("sasrec.exclude_seen=true needs sasrec.loss=ce (it masks the full softmax)")
-    if config.lr_schedule not in ("constant", "linear"):
-        raise AlignrecError(f"sasrec.lr_schedule={config.lr_schedule!r}: choose constant or linear")
-    if config.train_on not in ("train", "train+valid"):
-        raise AlignrecError(f"sasrec.train_on={config.train_on!r}: choose train or train+valid")
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise AlignrecError(f"sasrec.ema_decay={config.ema_decay}: choose 0 (off) or a decay below 1, e.g. 0.998")
-    if not 0.0 <= config.attention_dropout < 1.0:
-        raise AlignrecError(f"sasrec.attention_dropout={config.attention_dropout}: choose a rate in [0, 1), e.g. 0.2")
-    if config.init_std is not None and config.init_std <= 0:
-        raise AlignrecError(f"sasrec.init_std={config.init_std}: choose a positive std (e.g. 0.02), or null")
+    check_config(config, "sasrec")  # a config built in code gets the checks a loaded one had
     final_fit = config.train_on == "train+valid"
     ks = ks or [1, 5, 10, 20, 50]
     out = Path(out)
