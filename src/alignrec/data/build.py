@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alignrec.config import TEXT_FIELDS
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.raw import TEXT_FIELDS, RawData
+from alignrec.data.raw import RawData
 from alignrec.errors import DataError
 
 _DIGITS = re.compile(r"(\d+)")

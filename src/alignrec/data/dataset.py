@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from alignrec.data.raw import TEXT_FIELDS
+from alignrec.config import TEXT_FIELDS
 from alignrec.errors import DataError
 from alignrec.io import atomic_path, read_json, write_json
 

@@ -13,9 +13,6 @@ from pathlib import Path
 
 from alignrec.errors import DataError
 
-TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "categories", "year", "brand", "description")
-"""Canonical item text fields, in the order a prompt or a text encoder reads them."""
-
 
 @dataclass
 class RawInteractions:

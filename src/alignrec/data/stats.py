@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from alignrec.config import TEXT_FIELDS
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.raw import TEXT_FIELDS
 from alignrec.data.split import MIN_EVAL_LENGTH, eval_users
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from alignrec.data.raw import TEXT_FIELDS
+from alignrec.config import TEXT_FIELDS
 
 ALIASES: dict[str, str] = {
     "title": "title",

@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from alignrec.config import TokenizeConfig
+from alignrec.config import TEXT_FIELDS, TokenizeConfig
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.raw import TEXT_FIELDS
 from alignrec.errors import AlignrecError
 from alignrec.tokenize.text_encoder import encode_texts
 
