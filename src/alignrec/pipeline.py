@@ -309,7 +309,7 @@ def run_llm(dataset: SequenceDataset, tokens_dir: str | Path, out: Path, config:
     if int(os.environ.get("RANK", 0)) != 0:
         return {}
     decode_started = time.perf_counter()
-    recommender = load_finetuned(out, artifact, config.llm, config.seed, device)
+    recommender = load_finetuned(out, artifact, config.llm, config.seed, dataset, device)
     users = subset_users(dataset, config.llm.test_users, config.seed)
     k = max(config.eval.ks)
     histories = [history(dataset, int(u), "test") for u in users]

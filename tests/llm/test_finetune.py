@@ -117,3 +117,37 @@ def test_the_saved_adapter_holds_the_code_rows_without_the_embedding_matrix(tied
     add_code_tokens(base, names, 1, 8, "random", seed=5)  # other rows: they must come from the adapter
     reloaded = PeftModel.from_pretrained(base, tmp_path / "model").merge_and_unload()
     assert torch.allclose(reloaded(prompt).logits, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("history_titles", [True, False])
+def test_the_recommender_prompts_as_the_model_was_trained(tmp_path: Path, history_titles: bool) -> None:
+    """llm.history_titles reaches the recommendation prompt (it used to reach only the training windows)."""
+    import numpy as np
+
+    from alignrec.llm.finetune import load_finetuned
+    from alignrec.llm.tasks import sequential
+    from alignrec.llm.tasks.context import TaskContext
+    from alignrec.llm.tasks.metadata import ItemFacts
+    from alignrec.tokenize.artifacts import save_artifact
+    from tests.conftest import make_dataset
+    from tests.llm.conftest import tiny_artifact
+
+    walks = {str(u): [f"m{(u + step) % 12}" for step in range(8)] for u in range(24)}
+    titled = make_dataset(walks, {f"m{i}": {"title": f"Film number {i}"} for i in range(12)}, "titled")
+    artifact = tiny_artifact(titled)
+    save_artifact(artifact, tmp_path / "tokens")
+    config = tiny_llm_config(max_steps=1, eval_steps=0, save_steps=100, history_titles=str(history_titles).lower())
+    train_llm(titled, artifact, tmp_path / "tokens", config, tmp_path / "run", seed=0)
+    recommender = load_finetuned(tmp_path / "run", artifact, config, 0, titled)
+
+    history = titled.sequence(0)[:4]
+    prompt = recommender.encoder.prompt_ids(sequential.recommendation_prompt(history, config.history))
+    trained = sequential.build(TaskContext.from_dataset(titled, config.history, 1, history_titles),
+                               np.random.default_rng(0))
+    trained_texts = {piece.text for example in trained for piece in example.pieces if piece.text}
+    asked = recommender.prompts([history])[0]
+    assert any("Film number" in text for text in trained_texts) == history_titles
+    assert (asked != prompt) == history_titles  # titles add tokens to exactly the prompts trained with them
+    if history_titles:
+        titles = sequential.prompt_title(ItemFacts(titled), True)
+        assert asked == recommender.encoder.prompt_ids(sequential.recommendation_prompt(history, config.history, titles))

@@ -44,6 +44,8 @@ from alignrec.llm.backbone import load_causal_lm
 from alignrec.llm.encoding import IGNORE, ExampleEncoder, PackedDataset, collate, pack
 from alignrec.llm.tasks import TASKS, build_mixture
 from alignrec.llm.tasks.context import TaskContext
+from alignrec.llm.tasks.metadata import ItemFacts
+from alignrec.llm.tasks.sequential import prompt_title
 from alignrec.llm.vocab import CodeVocabulary, add_code_tokens, ties_embeddings
 from alignrec.tokenize.artifacts import TokenizerArtifact
 
@@ -322,7 +324,8 @@ def train_llm(
 
     trie = CodeTrie.build(artifact.codes, prepared.vocab.token_ids)
     recommender = LLMRecommender(prepared.model, prepared.encoder, trie, prepared.pad_id, config.history,
-                                 config.beams, config.decode_batch_size, config.bf16)
+                                 config.beams, config.decode_batch_size, config.bf16,
+                                 prompt_title(ItemFacts(dataset), config.history_titles))
     users = subset_users(dataset, config.eval_users, seed)
     budget, log = make_callbacks(out, config, lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
     args = TrainingArguments(
@@ -394,9 +397,11 @@ def train_llm(
 
 
 def load_finetuned(  # noqa: ANN201
-    run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int, device: torch.device | str = "cpu"
+    run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int, dataset: SequenceDataset,
+    device: torch.device | str = "cpu",
 ):
-    """The fine-tuned recommender from ``run_dir/model`` (LoRA and code rows merged for speed)."""
+    """The fine-tuned recommender from ``run_dir/model`` (LoRA and code rows merged for speed); its
+    prompts are those it was trained on, titles included where ``llm.history_titles`` put them."""
     from peft import PeftModel
 
     from alignrec.decode.trie import CodeTrie
@@ -414,4 +419,4 @@ def load_finetuned(  # noqa: ANN201
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size,
-                          config.bf16)
+                          config.bf16, prompt_title(ItemFacts(dataset), config.history_titles))

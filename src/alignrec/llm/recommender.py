@@ -8,7 +8,7 @@ import torch
 from alignrec.decode.beam import constrained_beam_search
 from alignrec.decode.trie import CodeTrie
 from alignrec.llm.encoding import ExampleEncoder
-from alignrec.llm.tasks.sequential import recommendation_prompt
+from alignrec.llm.tasks.sequential import Title, recommendation_prompt
 
 
 class LLMRecommender:
@@ -24,6 +24,7 @@ class LLMRecommender:
         beams: int,
         batch_size: int = 8,
         bf16: bool = False,
+        title: Title = None,
     ) -> None:
         self.model = model
         self.encoder = encoder
@@ -33,9 +34,11 @@ class LLMRecommender:
         self.beams = beams
         self.batch_size = batch_size
         self.bf16 = bf16
+        self.title = title
+        """Titles after each history item's codes, as in training (``sequential.prompt_title``)."""
 
     def prompts(self, histories: list[np.ndarray]) -> list[list[int]]:
-        return [self.encoder.prompt_ids(recommendation_prompt(h, self.history)) for h in histories]
+        return [self.encoder.prompt_ids(recommendation_prompt(h, self.history, self.title)) for h in histories]
 
     def recommend(
         self, histories: list[np.ndarray], k: int, exclude_history: bool = True, progress: bool = False

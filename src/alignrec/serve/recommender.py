@@ -122,7 +122,7 @@ def _load_llm(run_dir: Path, dataset: SequenceDataset) -> TopKRecommender:
     from alignrec.tokenize.artifacts import load_artifact
 
     config = load_config(run_dir / "config.yaml")
-    return load_finetuned(run_dir / "llm", load_artifact(run_dir / "tokens"), config.llm, config.seed,
+    return load_finetuned(run_dir / "llm", load_artifact(run_dir / "tokens"), config.llm, config.seed, dataset,
                           resolve_device(config.device))
 
 

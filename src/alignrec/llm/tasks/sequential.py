@@ -14,6 +14,7 @@ import numpy as np
 
 from alignrec.llm.tasks.context import TaskContext
 from alignrec.llm.tasks.example import Example, Piece, item, pick, text
+from alignrec.llm.tasks.metadata import ItemFacts
 
 NAME = "sequential"
 NEEDS = "nothing"
@@ -38,6 +39,12 @@ def history_pieces(items: np.ndarray, first_target: int, title: Title = None) ->
     return pieces
 
 
+def prompt_title(facts: ItemFacts, history_titles: bool) -> Title:
+    """The one rule for titles in a history, for training windows and recommendation prompts alike
+    (``llm.history_titles``, where the data has titles), so the model is asked what it learnt."""
+    return facts.title if history_titles and facts.has_titles else None
+
+
 def recommendation_prompt(history: np.ndarray, size: int, title: Title = None) -> Example:
     """The prompt whose continuation is the next item: the last ``size`` items, no targets."""
     items = np.asarray(history)[-size:]
@@ -45,7 +52,7 @@ def recommendation_prompt(history: np.ndarray, size: int, title: Title = None) -
 
 
 def build(ctx: TaskContext, rng: np.random.Generator) -> list[Example]:
-    title = ctx.facts.title if ctx.titles_in_history else None
+    title = prompt_title(ctx.facts, ctx.titles_in_history)
     return [
         Example(NAME, [text(pick(rng, TEMPLATES)), *history_pieces(window, 1, title)], user)
         for user, sequence in enumerate(ctx.train_sequences)
