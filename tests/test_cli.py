@@ -177,7 +177,7 @@ def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, cap
             "--set", "llm={backbone: tiny-random, bf16: false, max_steps: 4, log_steps: 2, save_steps: 2, "
                      "eval_steps: 2, eval_users: 5, beams: 4, history: 4, batch_size: 2, max_tokens: 64, "
                      "test_users: 10}",
-            "--set", "eval.ks=[1,2,4]"]
+            "--set", "eval.ks=[1,2,6]"]  # 6 > llm.beams: the search widens to 6 for evaluation as for serving
     assert main(args) == 0
     run = tmp_path / "run"
     for file in ["tokens/codes.json", "tokens/stage.json", "llm/metrics.json", "llm/task_loss.png",
@@ -199,6 +199,15 @@ def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, cap
     from alignrec.serve.recommender import load_recommender
 
     llm = load_recommender(run, "llm")
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.data.split import history
+
+    dataset = SequenceDataset.load(run / "data")
+    index = dataset.user_index()
+    evaluated = [json.loads(line) for line in (run / "llm" / "rankings_test.jsonl").read_text().splitlines()]
+    users = [index[row["user"]] for row in evaluated]
+    served, _ = llm.recommend([history(dataset, u, "test") for u in users], 6)
+    assert [row["items"] for row in evaluated] == [[str(dataset.item_ids[i]) for i in row if i >= 0] for row in served]
     items, scores = llm.recommend([np.array([0, 1, 2]), np.array([5])], 3)
     assert items.shape == (2, 3) and (items >= 0).all() and not np.isin(items[0], [0, 1, 2]).any()
     assert (np.diff(scores, axis=1) <= 0).all()

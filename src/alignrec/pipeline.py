@@ -313,7 +313,8 @@ def run_llm(dataset: SequenceDataset, tokens_dir: str | Path, out: Path, config:
     users = subset_users(dataset, config.llm.test_users, config.seed)
     k = max(config.eval.ks)
     histories = [history(dataset, int(u), "test") for u in users]
-    items, _ = recommender.recommend(histories, min(k, recommender.beams), config.eval.exclude_history, progress=True)
+    # The k the table needs, searched as the recommender searches for any caller (precompute, serve).
+    items, _ = recommender.recommend(histories, k, config.eval.exclude_history, progress=True)
     rankings = {int(u): row[row >= 0].tolist() for u, row in zip(users, items, strict=True)}
     result = evaluate_rankings(dataset, rankings, "test", "llm", config.eval.ks, config.eval.exclude_history, users)
     settings = _stage_settings(dataset, config, "llm")

@@ -43,7 +43,12 @@ class LLMRecommender:
     def recommend(
         self, histories: list[np.ndarray], k: int, exclude_history: bool = True, progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Internal item ids [B, k] (-1 pads) and scores (sum of code log-probs), best first."""
+        """Internal item ids [B, k] (-1 pads) and scores (sum of code log-probs), best first.
+
+        The one rule for the search width, whoever asks (evaluation, precompute, the live endpoint):
+        ``max(llm.beams, k)`` beams, so k items always come from a search at least k wide and the
+        same k gives the same list everywhere.
+        """
         was_training = self.model.training
         self.model.eval()
         try:
