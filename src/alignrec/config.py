@@ -377,6 +377,7 @@ class LLMConfig:
     eval_users: int = setting(100, AT_LEAST_1)
     """Fixed, seeded subset of validation users for the in-training check."""
     beams: int = setting(20, AT_LEAST_1)
+    """The narrowest beam search; a list of k items is searched with max(beams, k) beams."""
     decode_batch_size: int = setting(8, AT_LEAST_1)
     test_users: int = setting(0, AT_LEAST_0)
     """Test users ranked by the LLM after training: 0 = all; else a fixed, seeded subset (LLM decoding
