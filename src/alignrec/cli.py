@@ -128,11 +128,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     if args.model == "llm":
-        from alignrec.pipeline import run_llm
+        from alignrec.pipeline import llm_stage
 
         if not args.tokens:
             raise AlignrecError("train llm: give the tokenizer output with --tokens TOK_DIR (from `alignrec tokenize`)")
-        if run_llm(dataset, args.tokens, out, config):
+        if llm_stage(dataset, Path(args.tokens), out, config, discard_stale=False):  # {} on torchrun's other ranks
             print_comparison(collect_metrics([out]))
         return
     STAGES[args.model](dataset, out, config)

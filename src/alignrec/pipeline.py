@@ -196,21 +196,31 @@ def tokenize_stage(dataset: SequenceDataset, out: Path, config: RunConfig) -> Pa
     return tokens
 
 
-def llm_stage(dataset: SequenceDataset, tokens: Path, out: Path, config: RunConfig) -> None:
-    """Fine-tune + rank; checkpoints from other settings are discarded instead of resumed."""
+def llm_stage(
+    dataset: SequenceDataset, tokens: Path, out: Path, config: RunConfig, discard_stale: bool = True
+) -> dict[str, Any]:
+    """Fine-tune + rank. Checkpoints made with other settings or code are never resumed: ``alignrec
+    run`` discards them (``discard_stale``), ``alignrec train llm`` refuses them with the fix."""
     import shutil
 
     settings = _stage_settings(dataset, config, "llm")
     marker = out / "stage.json"
-    if marker.is_file() and read_json(marker) != settings:
-        recorded = read_json(marker)
-        what = ("settings changed" if {**recorded, "code": settings["code"]} != settings
-                else f"made by other code ({describe_change(recorded.get('code'))})")
-        console.print(f"[yellow]llm[/]: {what} since the last run; training from scratch in {out}")
+    recorded = read_json(marker) if marker.is_file() else None
+    stale = recorded != settings and (recorded is not None or any((out / "checkpoints").glob("checkpoint-*")))
+    if stale:
+        if recorded is None:
+            what = "checkpoints with no record of their settings"
+        elif {**recorded, "code": settings["code"]} != settings:
+            what = "checkpoints made with other settings"
+        else:
+            what = f"checkpoints made by other code ({describe_change(recorded.get('code'))})"
+        if not discard_stale:
+            raise AlignrecError(f"{out / 'checkpoints'}: {what}; use a new --out, or delete {out} to train again")
+        console.print(f"[yellow]llm[/]: {what}; training from scratch in {out}")
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     write_json(marker, settings)
-    run_llm(dataset, tokens, out, config)
+    return run_llm(dataset, tokens, out, config)
 
 
 def compare_on_llm_users(dataset: SequenceDataset, out: Path, config: RunConfig) -> str | None:

@@ -151,3 +151,30 @@ def test_the_recommender_prompts_as_the_model_was_trained(tmp_path: Path, histor
     if history_titles:
         titles = sequential.prompt_title(ItemFacts(titled), True)
         assert asked == recommender.encoder.prompt_ids(sequential.recommendation_prompt(history, config.history, titles))
+
+
+def test_train_llm_refuses_checkpoints_made_with_other_settings(cyclic, tiny_tokens, tmp_path, capsys) -> None:
+    """As `alignrec run` never resumes them; the same settings resume, another --out starts afresh."""
+    from alignrec.cli import EXIT_USER_ERROR, main
+
+    _, tokens = tiny_tokens
+    cyclic.save(tmp_path / "data")
+    settings = ["llm.backbone=tiny-random", "llm.bf16=false", "llm.max_steps=2", "llm.save_steps=2",
+                "llm.log_steps=2", "llm.eval_steps=0", "llm.history=5", "llm.batch_size=2", "llm.max_tokens=128",
+                "llm.beams=4", "llm.test_users=4", "eval.ks=[1,4]"]
+
+    def train(out: str, *extra: str) -> int:
+        argv = ["train", "llm", "--data", str(tmp_path / "data"), "--tokens", str(tokens), "--out", str(tmp_path / out)]
+        for setting in [*settings, *extra]:
+            argv += ["--set", setting]
+        return main(argv)
+
+    assert train("run") == 0
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
+    assert train("run") == 0  # same settings: resumed (already finished)
+    capsys.readouterr()
+    assert train("run", "llm.lr=0.5") == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "checkpoints made with other settings" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()  # nothing deleted
+    assert train("other", "llm.lr=0.5") == 0
