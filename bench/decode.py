@@ -19,9 +19,9 @@ import time
 import numpy as np
 import torch
 
+from alignrec.backbone import load_causal_lm
 from alignrec.decode import CodeTrie, constrained_beam_search
 from alignrec.decode.reference import generate_top_k
-from alignrec.llm.backbone import load_causal_lm
 from alignrec.tokenize.artifacts import load_artifact
 
 INSTRUCTION = "The user has interacted with these items, in order:"

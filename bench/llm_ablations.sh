@@ -18,7 +18,7 @@ RUNS=$1 OUT=$2 BACKBONE=${3:-smollm2}
 PY=${PY:-python3}
 HERE=$(dirname "$0")
 mkdir -p "$OUT"
-$PY -c "from alignrec.llm.backbone import resolve; resolve('$BACKBONE')" || exit 1  # convert the GGUF once
+$PY -c "from alignrec.backbone import resolve; resolve('$BACKBONE')" || exit 1  # convert the GGUF once
 COMMON="--set device=${DEVICE:-cuda} --set llm.backbone=$BACKBONE --set llm.batch_size=16 --set llm.grad_accum=1
  --set llm.max_steps=0 --set llm.max_minutes=3.5 --set llm.log_steps=10 --set llm.eval_steps=100
  --set llm.save_steps=100000 --set llm.decode_batch_size=32"

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import MistralConfig, MistralForCausalLM
 
+from alignrec.backbone import tiny_random_llama
 from alignrec.decode import CodeTrie, constrained_beam_search
 from alignrec.decode.reference import generate_top_k
 from alignrec.errors import AlignrecError
-from alignrec.llm.backbone import tiny_random_llama
 
 BYTE_VOCAB = 259
 PAD = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alignrec.llm.backbone import ByteTokenizer, tiny_random_llama
+from alignrec.backbone import ByteTokenizer, tiny_random_llama
 from alignrec.llm.encoding import IGNORE, Encoded, ExampleEncoder, collate, pack
 from alignrec.llm.tasks.example import Example, item, text
 

@@ -95,7 +95,7 @@ def test_torchrun_two_processes(cyclic: SequenceDataset, tiny_tokens, tmp_path: 
 def test_the_saved_adapter_holds_the_code_rows_without_the_embedding_matrix(tied: bool, tmp_path: Path) -> None:
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from alignrec.llm.backbone import tiny_random_llama
+    from alignrec.backbone import tiny_random_llama
     from alignrec.llm.finetune import save_adapter
     from alignrec.llm.vocab import add_code_tokens
 

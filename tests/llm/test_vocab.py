@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from alignrec.backbone import tiny_random_llama
 from alignrec.errors import AlignrecError
-from alignrec.llm.backbone import tiny_random_llama
 from alignrec.llm.vocab import add_code_tokens, ties_embeddings
 
 LEVELS, K = 2, 3

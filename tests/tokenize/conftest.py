@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alignrec.backbone import Backbone, load_backbone
 from alignrec.config import TokenizeConfig
 from alignrec.data.dataset import SequenceDataset
-from alignrec.llm.backbone import Backbone, load_backbone
 from tests.conftest import make_dataset
 
 TOPICS = ["guitar string rock", "piano key jazz", "drum stick beat", "violin bow classic"]

@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from alignrec.backbone import load_causal_lm
 from alignrec.config import LLMConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import eval_users, history, targets
 from alignrec.errors import AlignrecError
 from alignrec.eval.metrics import ndcg_at, recall_at, target_rank
 from alignrec.io import atomic_open, read_json, write_json
-from alignrec.llm.backbone import load_causal_lm
 from alignrec.llm.encoding import IGNORE, ExampleEncoder, PackedDataset, collate, pack
 from alignrec.llm.tasks import TASKS, build_mixture
 from alignrec.llm.tasks.context import TaskContext
@@ -266,7 +266,7 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 def plot_task_losses(out: Path) -> None:
     """task_loss.png: each task's training loss against steps, and validation Recall@10."""
-    from alignrec.report import figures
+    from alignrec import figures
 
     if not (out / "train_log.csv").is_file():
         return

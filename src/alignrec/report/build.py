@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from alignrec import __version__
+from alignrec import __version__, figures
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
 from alignrec.io import atomic_open, read_json
-from alignrec.report import figures
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from alignrec.backbone import Backbone
 from alignrec.config import AlignConfig
-from alignrec.llm.backbone import Backbone
 
 
 @dataclass

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from alignrec.backbone import Backbone, load_backbone
 from alignrec.config import TokenizeConfig, to_dict
 from alignrec.data.dataset import SequenceDataset
-from alignrec.llm.backbone import Backbone, load_backbone
 from alignrec.tokenize.alignment import align_codes
 from alignrec.tokenize.artifacts import TokenizerArtifact, save_artifact, token_names
 from alignrec.tokenize.collisions import collision_stats, resolve_collisions

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from alignrec.backbone import offline
 from alignrec.errors import AlignrecError
 from alignrec.io import atomic_path, sha256_file
-from alignrec.llm.backbone import offline
 from alignrec.packaged import package_folders
 from alignrec.paths import cache_dir
 

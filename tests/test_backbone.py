@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
+from alignrec.backbone import ByteTokenizer, load_backbone
 from alignrec.errors import AlignrecError
-from alignrec.llm.backbone import ByteTokenizer, load_backbone
 
 
 def test_tiny_random_backbone_is_seeded_and_covers_its_tokenizer() -> None:
