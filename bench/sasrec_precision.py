@@ -19,10 +19,9 @@ import torch
 
 from alignrec.config import load_config
 from alignrec.data.dataset import SequenceDataset
-from alignrec.models.sasrec import PAD
+from alignrec.models.sasrec import PAD, SASRec
 from alignrec.train.sasrec import (
     bucketed_batches,
-    build_model,
     earlier_mask,
     sequence_loss,
     training_windows,
@@ -43,7 +42,7 @@ def main() -> None:
     lengths = (inputs != PAD).sum(1).numpy()
     batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng([42, 1]))[: args.steps]
     torch.manual_seed(42)
-    models = {"fp32": build_model(dataset.num_items, config)}
+    models = {"fp32": SASRec(dataset.num_items, config)}
     models["bf16"] = copy.deepcopy(models["fp32"])
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=config.lr) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from alignrec.config import SASRecConfig
 from alignrec.models.sasrec import PAD, SASRec, left_pad
 
 
 def model(**kwargs) -> SASRec:
     torch.manual_seed(0)
-    net = SASRec(num_items=20, hidden=16, layers=2, heads=2, dropout=0.0, max_len=8, **kwargs)
+    net = SASRec(20, SASRecConfig(hidden=16, layers=2, heads=2, dropout=0.0, max_len=8, **kwargs))
     for block in net.blocks:  # the bias starts at zero; make it matter
         if block.relative_bias is not None:
             block.relative_bias.data.normal_()
@@ -66,8 +67,8 @@ def test_padding_positions_output_zero() -> None:
 
 def test_cosine_similarity_bounds_scores_by_the_temperature() -> None:
     torch.manual_seed(0)
-    net = SASRec(num_items=20, hidden=16, layers=1, heads=1, dropout=0.0, max_len=8,
-                 similarity="cosine", temperature=0.1).eval()
+    net = SASRec(20, SASRecConfig(hidden=16, layers=1, heads=1, dropout=0.0, max_len=8,
+                                  similarity="cosine", temperature=0.1)).eval()
     assert torch.allclose(net.item_vectors().norm(dim=-1), torch.ones(20), atol=1e-5)
     with torch.no_grad():
         scores = net.score_last(left_pad([np.array([1, 2, 3])], 8))
@@ -77,8 +78,8 @@ def test_cosine_similarity_bounds_scores_by_the_temperature() -> None:
 
 def test_logits_are_cosine_over_the_temperature() -> None:
     torch.manual_seed(0)
-    net = SASRec(num_items=20, hidden=16, layers=1, heads=1, dropout=0.0, max_len=8,
-                 similarity="cosine", temperature=0.1).eval()
+    net = SASRec(20, SASRecConfig(hidden=16, layers=1, heads=1, dropout=0.0, max_len=8,
+                                  similarity="cosine", temperature=0.1)).eval()
     states = torch.randn(3, 16)
     items = torch.randn(20, 16)
     expected = torch.nn.functional.cosine_similarity(states[:, None], items[None], dim=-1) / 0.1
@@ -107,13 +108,13 @@ def test_relative_bias_is_capped_at_max_len() -> None:
 
 def test_init_std_starts_every_weight_small() -> None:
     torch.manual_seed(0)
-    net = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50, init_std=0.02)
+    net = SASRec(500, SASRecConfig(hidden=64, layers=2, heads=2, max_len=50, init_std=0.02))
     linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert linear and all(abs(m.weight.std().item() - 0.02) < 0.004 for m in linear)
     assert all(torch.all(m.bias == 0) for m in linear)
     assert abs(net.item_embedding.weight[1:].std().item() - 0.02) < 0.002
     assert torch.all(net.item_embedding.weight[PAD] == 0)
-    default = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50)
+    default = SASRec(500, SASRecConfig(hidden=64, layers=2, heads=2, max_len=50))
     assert abs(default.item_embedding.weight[1:].std().item() - 64**-0.5) < 0.01
 
 
@@ -145,6 +146,6 @@ def test_untied_model_scores_with_its_output_embeddings() -> None:
 
 def test_init_std_starts_the_output_embeddings_small_too() -> None:
     torch.manual_seed(0)
-    net = SASRec(num_items=500, hidden=64, layers=2, heads=2, max_len=50, init_std=0.02, tied=False)
+    net = SASRec(500, SASRecConfig(hidden=64, layers=2, heads=2, max_len=50, init_std=0.02, tied=False))
     assert net.output_embedding.weight.shape == (500, 64)
     assert abs(net.output_embedding.weight.std().item() - 0.02) < 0.002

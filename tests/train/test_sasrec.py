@@ -11,6 +11,7 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.evaluator import evaluate_rankings
 from alignrec.eval.ranking import rank_all_users
 from alignrec.models.mostpop import MostPop
+from alignrec.models.sasrec import SASRec
 from alignrec.train import sasrec as trainer
 from tests.conftest import cyclic_dataset
 
@@ -191,7 +192,7 @@ def test_seen_items_lists_each_positions_inputs_so_far() -> None:
 
 def test_exclude_seen_loss_is_the_softmax_over_items_the_user_has_not_had() -> None:
     torch.manual_seed(0)
-    model = trainer.build_model(10, SASRecConfig(**{**SMALL, "max_len": 6}, similarity="cosine", temperature=0.1))
+    model = SASRec(10, SASRecConfig(**{**SMALL, "max_len": 6}, similarity="cosine", temperature=0.1))
     model.eval()
     inputs = torch.tensor([[0, 3, 1, 2, 5, 4], [0, 0, 0, 7, 8, 7]])
     outputs = torch.tensor([[0, 1, 2, 5, 4, 1], [0, 0, 0, 8, 7, 9]])  # both rows repeat an item

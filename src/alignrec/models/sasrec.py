@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alignrec.config import SASRecConfig, check_config
+
 PAD = 0
 
 
@@ -90,39 +92,27 @@ class CausalBlock(nn.Module):
 
 
 class SASRec(nn.Module):
-    def __init__(
-        self,
-        num_items: int,
-        hidden: int = 64,
-        layers: int = 2,
-        heads: int = 2,
-        ffn_mult: int = 4,
-        dropout: float = 0.2,
-        max_len: int = 200,
-        similarity: str = "dot",
-        temperature: float = 1.0,
-        relative_bias: bool = False,
-        init_std: float | None = None,
-        attention_dropout: float = 0.0,
-        tied: bool = True,
-    ) -> None:
+    """Built from its config section, which declares every setting and its default once."""
+
+    def __init__(self, num_items: int, config: SASRecConfig) -> None:
         super().__init__()
-        if similarity not in ("dot", "cosine"):
-            raise ValueError(f"similarity must be dot or cosine, got {similarity!r}")
-        self.cosine = similarity == "cosine"
-        self.temperature = temperature if self.cosine else 1.0
+        check_config(config, "sasrec")
+        hidden, max_len = config.hidden, config.max_len
+        self.cosine = config.similarity == "cosine"
+        self.temperature = config.temperature if self.cosine else 1.0
         self.num_items = num_items
         self.hidden = hidden
         self.max_len = max_len
-        self.init_std = init_std
+        self.init_std = config.init_std
         self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=PAD)
         # Untied: what an item says about the next one (input) and when it is chosen (output) may differ.
-        self.output_embedding = None if tied else nn.Embedding(num_items, hidden)
+        self.output_embedding = None if config.tied else nn.Embedding(num_items, hidden)
         self.position_embedding = nn.Embedding(max_len, hidden)
-        self.dropout = nn.Dropout(dropout)
-        relative_span = max_len if relative_bias else 0
+        self.dropout = nn.Dropout(config.dropout)
+        relative_span = max_len if config.relative_bias else 0
         self.blocks = nn.ModuleList(
-            CausalBlock(hidden, heads, ffn_mult, dropout, relative_span, attention_dropout) for _ in range(layers)
+            CausalBlock(hidden, config.heads, config.ffn_mult, config.dropout, relative_span, config.attention_dropout)
+            for _ in range(config.layers)
         )
         self.final_norm = nn.LayerNorm(hidden)
         self.reset_parameters()

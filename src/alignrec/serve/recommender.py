@@ -25,7 +25,7 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.ranking import top_n_scored
 from alignrec.io import sha256_file
 from alignrec.models.sasrec import SASRec, left_pad
-from alignrec.train.sasrec import BEST, CHECKPOINT, build_model
+from alignrec.train.sasrec import BEST, CHECKPOINT
 
 NO_ITEM = -1
 """Pads a row of item ids when fewer than ``k`` items are left to recommend."""
@@ -110,7 +110,7 @@ def _load_sasrec(run_dir: Path, dataset: SequenceDataset) -> SASRecRecommender:
         raise AlignrecError(
             f"{checkpoint}: trained on other data than {run_dir / 'data'}; serve the run it was trained in"
         )
-    model = build_model(dataset.num_items, SASRecConfig(**saved["config"]))
+    model = SASRec(dataset.num_items, SASRecConfig(**saved["config"]))
     model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
     return SASRecRecommender(model)
 

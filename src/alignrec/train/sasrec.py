@@ -73,24 +73,6 @@ def training_windows(
     return Windows(left_pad(inputs, max_len), left_pad(outputs, max_len), earlier)
 
 
-def build_model(num_items: int, config: SASRecConfig) -> SASRec:
-    return SASRec(
-        num_items,
-        hidden=config.hidden,
-        layers=config.layers,
-        heads=config.heads,
-        ffn_mult=config.ffn_mult,
-        dropout=config.dropout,
-        max_len=config.max_len,
-        similarity=config.similarity,
-        temperature=config.temperature,
-        relative_bias=config.relative_bias,
-        init_std=config.init_std,
-        attention_dropout=config.attention_dropout,
-        tied=config.tied,
-    )
-
-
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches of similar length, so trimmed batches carry little padding.
 
@@ -274,7 +256,7 @@ def train_sasrec(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     device = torch.device(device)
-    model = build_model(dataset.num_items, config).to(device)
+    model = SASRec(dataset.num_items, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
     scored = ema.module if ema is not None else model  # the weights validated, tested and saved
