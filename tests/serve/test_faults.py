@@ -168,7 +168,8 @@ def test_redis_crash_gives_flagged_fallbacks_then_the_snapshot_again_without_res
     assert statuses[500] == 0 and set(statuses) == {200}
     assert all(b["source"] == "fallback" and b["reason"] == "store_unavailable" and b["snapshot"] == snapshot
                and len(b["items"]) == 10 for b in bodies)
-    assert slowest < 0.5  # a refused connection costs no wait (redis.Redis()'s default retries take ~3.6 s)
+    assert slowest < 2.0  # a refused connection costs no wait (redis.Redis()'s default retries take ~3.6 s;
+    #                        the margin is for a loaded machine stalling one request)
     assert errors == len(outage)
     assert ready.status_code == 503 and ready.json()["ready"] is False
     assert any(state.store.url in problem and "unreachable" in problem for problem in ready.json()["problems"])
@@ -178,28 +179,39 @@ def test_redis_crash_gives_flagged_fallbacks_then_the_snapshot_again_without_res
     assert ready_again.status_code == 200 and state.store_down is None
 
 
-def test_a_hung_redis_costs_one_read_timeout_then_requests_fail_fast(redis_client, private_redis) -> None:
+def test_a_hung_redis_costs_one_read_timeout_then_requests_fail_fast(redis_client, private_redis, monkeypatch) -> None:
     """SIGSTOP: connections open, nothing answers (a host gone silent); then SIGCONT."""
     client, state = redis_client
     assert client.get("/v1/users/u0/recommendations").json()["source"] == "cache"
+    reads: list[float] = []
+    real_get = state.store.reader.get
+
+    def counted_get(*args, **kwargs):
+        reads.append(time.monotonic())
+        return real_get(*args, **kwargs)
+
+    monkeypatch.setattr(state.store.reader, "get", counted_get)
     private_redis.signal(signal.SIGSTOP)
     first, first_s = _timed_get(client, "/v1/users/u1/recommendations")
-    rest, retry_at = [], state.store._retry_at
+    tried, rest, retry_at = len(reads), [], state.store._retry_at
     assert retry_at > time.monotonic()  # the failed read started a back-off
-    # Requests that start well inside the back-off never try Redis (a loaded machine may be slow
-    # to answer them, so the window ends a read timeout before Redis is tried again).
+    # Requests that start inside the back-off do not try Redis at all: counted, not timed, since a
+    # loaded machine may stall any request for a moment.
     while time.monotonic() < retry_at - READ_TIMEOUT_S:
         rest.append(_timed_get(client, f"/v1/users/{USERS[len(rest) % len(USERS)]}/recommendations"))
+    during_backoff = len(reads) - tried
     private_redis.signal(signal.SIGCONT)
     sent, seconds = _until_cached(client, Counter(), Counter())
-    slowest = max(s for _, s in rest)
-    print(f"\nRedis frozen: first request {first_s * 1e3:.0f} ms, the next {len(rest)} at most {slowest * 1e3:.1f} ms, "
+    typical = sorted(s for _, s in rest)[len(rest) // 2]
+    print(f"\nRedis frozen: first request {first_s * 1e3:.0f} ms, the next {len(rest)} {typical * 1e3:.1f} ms "
+          f"(median) with {during_backoff} Redis reads, "
           f"all {dict(Counter(r.json()['reason'] for r, _ in [(first, 0), *rest]))}; "
           f"resumed: snapshot again after {sent} requests, {seconds:.2f} s")
     assert first.status_code == 200 and first.json()["reason"] == "store_unavailable"
     assert READ_TIMEOUT_S * 0.8 < first_s < READ_TIMEOUT_S + 1.0
     assert rest and all(r.status_code == 200 and r.json()["reason"] == "store_unavailable" for r, _ in rest)
-    assert slowest < READ_TIMEOUT_S / 2  # none waited for Redis (generous for a loaded CI machine)
+    assert tried >= 1 and during_backoff == 0  # none of them waited for Redis
+    assert typical < READ_TIMEOUT_S / 5
     assert seconds < RETRY_AFTER_S + 1.0
 
 
