@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,13 @@ def tiny() -> SequenceDataset:
         },
         item_text={k: {"title": f"Title {k.upper()}"} for k in "abcde"},
     )
+
+
+@pytest.fixture
+def lcrec_dir(tmp_path):
+    """An ID-only LC-Rec dataset: 40 users walking a 12-item cycle."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    inter = {str(u): [(u + step) % 12 for step in range(6 + u % 4)] for u in range(40)}
+    (folder / "Toy.inter.json").write_text(json.dumps(inter))
+    return folder

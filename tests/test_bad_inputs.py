@@ -32,16 +32,6 @@ def fails(argv: list[str], capsys) -> str:
 
 
 @pytest.fixture
-def lcrec_dir(tmp_path):
-    """An ID-only LC-Rec dataset: 40 users walking a 12-item cycle."""
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    inter = {str(u): [(u + step) % 12 for step in range(6 + u % 4)] for u in range(40)}
-    (folder / "Toy.inter.json").write_text(json.dumps(inter))
-    return folder
-
-
-@pytest.fixture
 def prepared(lcrec_dir, tmp_path):
     """A run directory holding only the prepared toy dataset (RUN/data)."""
     run = tmp_path / "run"

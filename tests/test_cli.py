@@ -11,16 +11,6 @@ from alignrec.cli import EXIT_USER_ERROR, main
 from alignrec.io import read_json
 
 
-@pytest.fixture
-def lcrec_dir(tmp_path):
-    """An ID-only LC-Rec dataset: 40 users walking a 12-item cycle."""
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    inter = {str(u): [(u + step) % 12 for step in range(6 + u % 4)] for u in range(40)}
-    (folder / "Toy.inter.json").write_text(json.dumps(inter))
-    return folder
-
-
 def prepare(lcrec_dir, out) -> int:
     return main(["data", "prepare", "--path", str(lcrec_dir), "--format", "lcrec", "--out", str(out)])
 
