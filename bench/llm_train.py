@@ -13,8 +13,8 @@ from pathlib import Path
 
 from alignrec.config import load_config
 from alignrec.data.dataset import SequenceDataset
-from alignrec.llm.finetune import train_llm
 from alignrec.tokenize.artifacts import load_artifact
+from alignrec.train.llm import train_llm
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
             f"llm.backbone={args.backbone}", f"llm.max_steps={args.steps}", "llm.eval_steps=0",
             f"llm.save_steps={args.steps * 10}", f"llm.bf16={precision == 'bf16'}", *args.set])
         with tempfile.TemporaryDirectory() as out:
-            summary = train_llm(dataset, artifact, Path(args.tokens), config.llm, Path(out), config.seed)
+            summary = train_llm(dataset, artifact, config.llm, Path(out), config.seed)
         results[precision] = summary
         print(f"{precision}: {summary['tokens_per_s']:.0f} tokens/s, {summary['examples_per_s']:.2f} examples/s, "
               f"loss {summary['train_loss']:.3f}, peak RSS {summary['peak_rss_gib']:.1f} GiB", flush=True)

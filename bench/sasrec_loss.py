@@ -16,7 +16,7 @@ import time
 
 from alignrec.config import SASRecConfig
 from alignrec.data.dataset import SequenceDataset
-from alignrec.train.sasrec import train_sasrec
+from alignrec.train.sasrec import evaluate_sasrec, train_sasrec
 
 
 def main() -> None:
@@ -32,7 +32,8 @@ def main() -> None:
         config = dataclasses.replace(base, loss=loss)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
-            _, test, state = train_sasrec(dataset, config, out, seed=42, progress=False)
+            model, state = train_sasrec(dataset, config, out, seed=42, progress=False)
+            test = evaluate_sasrec(model, dataset, "test", [10, 20], True, progress=False)
         results[loss] = (test.metrics, state, time.perf_counter() - started)
     print(f"dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items; "
           f"budget {args.minutes} min per loss")

@@ -117,7 +117,7 @@ def test_unknown_encoding_is_refused_before_reading(lcrec_dir, tmp_path, capsys)
         ("llm.beams=0", "llm.beams=0: must be at least 1"),
         ("llm.eval_steps=7", "llm.eval_steps=7: must be a multiple of llm.log_steps=5"),
         ("data.format=parquet", "data.format='parquet': choose one of recbole, lcrec, csv"),
-        ("models=[mostpop,gpt]", "models=['mostpop', 'gpt']: 'gpt': choose one of mostpop, sasrec, llm"),
+        ("models=[mostpop,gpt]", "models=['mostpop', 'gpt']: 'gpt': not a model of the catalog; choose one of mostpop, sasrec, llm"),
         ("serve.threads=0", "serve.threads=0: must be at least 1"),
         ("data.encoding=klingon", "data.encoding='klingon': not a text encoding Python knows"),
     ],

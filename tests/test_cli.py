@@ -186,10 +186,10 @@ def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, cap
     assert "llm: done earlier, skipped" in err
     assert read_json(run / "llm" / "metrics.json")["metrics"] == metrics["metrics"]
     # the serving registry loads the same run's LLM
-    from alignrec.serve.recommender import load_recommender
-
-    llm = load_recommender(run, "llm")
+    from alignrec.catalog import load_recommender
     from alignrec.data.dataset import SequenceDataset
+
+    llm = load_recommender(run, "llm", SequenceDataset.load(run / "data"))
     from alignrec.data.split import history
 
     dataset = SequenceDataset.load(run / "data")
@@ -231,7 +231,7 @@ def test_precompute_then_list_and_activate_snapshots(lcrec_dir, tmp_path, capsys
     [
         (["precompute", "--run", "{tmp}/nothing"], "not a prepared dataset"),
         (["precompute", "--run", "{run}", "--store", "mongodb://x"], "unknown scheme"),
-        (["precompute", "--run", "{run}", "--model", "gpt"], "model 'gpt': not servable"),
+        (["precompute", "--run", "{run}", "--model", "gpt"], "model 'gpt': unknown; choose from"),
         (["precompute", "--run", "{run}", "--model", "sasrec"], "best_model.pt: missing"),
         (["precompute", "--run", "{run}", "--model", "mostpop", "--users", "{tmp}/no.txt"], "--users"),
         (["precompute", "--run", "{run}", "--model", "mostpop", "--k", "0"], "serve.k=0"),

@@ -137,7 +137,7 @@ def test_every_number_and_choice_has_a_rule() -> None:
         (["data.path=x.csv"], r"data.format=None: data.path is set, so say how to read it: recbole, lcrec, csv"),
         (["data.dataset=ml-20m"], r"data.dataset='ml-20m': not a built-in dataset; choose one of ml-100k, ml-1m"),
         (["data.columns={usr: a}"], r"data.columns=\{'usr': 'a'\}: map only user, item, timestamp, rating"),
-        (["models=[llm]"], r"models=\['llm'\]: the llm needs sasrec first"),
+        (["models=[llm]"], r"models=\['llm'\]: the llm is built from sasrec \(tokenize.features=both\); list sasrec before llm"),
         (["models=[]"], r"models=\[\]: give at least one"),
         (["seed=-1"], r"seed=-1: must be in \[0, 4294967295\]"),
         (["sasrec.lr=0"], r"sasrec.lr=0.0: must be above 0"),

@@ -15,7 +15,7 @@ PACKAGE = Path(alignrec.__file__).resolve().parent
 
 
 def unit(module: str) -> str:
-    """``alignrec.llm.finetune`` -> ``llm``; ``alignrec.config`` -> ``config``; ``alignrec`` -> ``alignrec``."""
+    """``alignrec.llm.build`` -> ``llm``; ``alignrec.config`` -> ``config``; ``alignrec`` -> ``alignrec``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 

@@ -62,7 +62,7 @@ def test_every_run_records_its_code_and_machine(lcrec_dir, tmp_path) -> None:
     assert commit is None or len(commit.split("+")[0]) == 40
 
 
-def test_a_rerun_by_other_code_recomputes_stages_and_refuses_the_sasrec_checkpoint(
+def test_a_rerun_by_other_code_recomputes_cheap_stages_and_refuses_the_sasrec_training(
     lcrec_dir, tmp_path, capsys, other_code
 ) -> None:
     out = tmp_path / "run"
@@ -75,9 +75,9 @@ def test_a_rerun_by_other_code_recomputes_stages_and_refuses_the_sasrec_checkpoi
     code = main(run_args(lcrec_dir, out))
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR, err
-    assert "mostpop: made by other code" in err and "mostpop: done earlier" not in err  # recomputed
+    assert "mostpop's evaluation in" in err and "mostpop: done earlier" not in err  # recomputed
     assert read_json(out / "mostpop" / "metrics.json")["config"]["code"]["alignrec"] == "99.0.0"
-    refusal = [line for line in err.splitlines() if "checkpoint.pt" in line]
+    refusal = [line for line in err.splitlines() if "sasrec's training made by other code" in line]
     assert len(refusal) == 1 and "Traceback" not in err
     assert f"alignrec {alignrec.__version__} -> 99.0.0" in refusal[0] and f"delete {out / 'sasrec'}" in refusal[0]
 
@@ -89,16 +89,12 @@ def test_a_rerun_by_other_code_recomputes_stages_and_refuses_the_sasrec_checkpoi
     assert read_json(out / "sasrec" / "metrics.json")["config"]["code"]["alignrec"] == "99.0.0"
 
 
-def test_a_checkpoint_from_before_versions_were_recorded_is_refused(lcrec_dir, tmp_path, capsys) -> None:
-    import torch
-
+def test_a_checkpoint_from_before_settings_were_recorded_is_refused(lcrec_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert main(run_args(lcrec_dir, out)) == 0
-    checkpoint = out / "sasrec" / "checkpoint.pt"
-    saved = torch.load(checkpoint, weights_only=False)
-    del saved["code"]
-    torch.save(saved, checkpoint)
-    (out / "sasrec" / "metrics.json").unlink()
+    for record in ("stage.json", "evaluation.json"):  # as an alignrec that kept no record left it
+        (out / "sasrec" / record).unlink()
     capsys.readouterr()
     assert main(run_args(lcrec_dir, out)) == EXIT_USER_ERROR
-    assert "that recorded no versions" in capsys.readouterr().err
+    assert "sasrec's training made with no record of its settings" in capsys.readouterr().err
+    assert (out / "sasrec" / "checkpoint.pt").is_file()  # nothing deleted

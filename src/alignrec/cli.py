@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from alignrec import __version__
-from alignrec.config import DataConfig, RunConfig, check_config, load_config, save_config
+from alignrec.catalog import model_names
+from alignrec.config import DataConfig, RunConfig, check_config, load_config
 from alignrec.errors import AlignrecError, ConfigError
 
 EXIT_USER_ERROR = 2
@@ -116,27 +117,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from alignrec.data.dataset import SequenceDataset
     from alignrec.device import resolve_device
     from alignrec.eval.compare import collect_metrics, print_comparison
-    from alignrec.pipeline import STAGES
+    from alignrec.pipeline import train_model
 
     config = load_config(args.config, args.set)
     resolve_device(config.device)  # a GPU asked for on a machine without one fails now, not after the data
-    dataset = SequenceDataset.load(args.data)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    if args.model == "llm":
-        from alignrec.pipeline import llm_stage
-
-        if not args.tokens:
-            raise AlignrecError("train llm: give the tokenizer output with --tokens TOK_DIR (from `alignrec tokenize`)")
-        if llm_stage(dataset, Path(args.tokens), out, config, discard_stale=False):  # {} on torchrun's other ranks
-            print_comparison(collect_metrics([out]))
-        return
-    STAGES[args.model](dataset, out, config)
-    print_comparison(collect_metrics([out]))
+    if train_model(args.model, config, args.data, args.out, args.tokens):  # {} on torchrun's other ranks
+        print_comparison(collect_metrics([args.out]))
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -187,8 +175,9 @@ def _store_url(args: argparse.Namespace) -> str:
 
 
 def cmd_precompute(args: argparse.Namespace) -> None:
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.rundir import RunDir
     from alignrec.serve.precompute import precompute
-    from alignrec.serve.recommender import load_run_dataset
     from alignrec.serve.store import open_store
 
     config = _serve_config(args.run, args.set).serve
@@ -197,7 +186,7 @@ def cmd_precompute(args: argparse.Namespace) -> None:
             setattr(config, name, getattr(args, name))
     check_config(config, "serve")
     if args.k is not None:
-        items = load_run_dataset(args.run).num_items
+        items = SequenceDataset.load(RunDir(args.run).data).num_items
         if args.k > items:
             raise ConfigError(f"--k {args.k}: the run's dataset has {items:,} items, so no list can hold more; "
                               f"give --k {items:,} or less")
@@ -310,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_evaluate)
 
     train = commands.add_parser("train", help="train and evaluate one model")
-    train.add_argument("model", choices=["mostpop", "sasrec", "llm"])
-    train.add_argument("--tokens", help="llm: the tokenizer output folder (alignrec tokenize --out)")
+    train.add_argument("model", choices=model_names(), help="a model of the catalog (alignrec.catalog)")
+    train.add_argument("--tokens", help="llm: the tokenizer output folder (alignrec tokenize --out); "
+                                        "made in --out when tokenize.features=text")
     train.add_argument("--data", required=True, help="a prepared dataset")
     train.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
     train.add_argument("--config", help="YAML config file or preset name")

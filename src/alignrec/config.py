@@ -111,6 +111,16 @@ class Check:
         return None if self.test(value, section) else self.fix
 
 
+@dataclass(frozen=True)
+class InCatalog:
+    """Model names the catalog knows, each listed after the models it is built from."""
+
+    def problem(self, value: Any, section: Any) -> str | None:
+        from alignrec.catalog import models_problem  # the catalog imports no settings: no cycle
+
+        return models_problem(value, section) if value else None
+
+
 def setting(default: Any, *checks: Rule) -> Any:
     """A dataclass field whose value ``checks`` validate when a config loads (see :func:`check_config`);
     a list or mapping default is copied for each instance."""
@@ -134,7 +144,6 @@ POSITIVE = Range(0, low_open=True)
 RATE = Range(0, 1, high_open=True)
 """Dropout rates, decays, shares: 0 up to, not including, 1."""
 FORMATS = ("recbole", "lcrec", "csv")
-MODELS = ("mostpop", "sasrec", "llm")
 CSV_FIELDS = ("user", "item", "timestamp", "rating")
 BUILTIN_DATASETS = ("ml-100k", "ml-1m")
 """The ``data.dataset`` choices; ``alignrec.data.builtin`` holds where each one's files come from."""
@@ -421,13 +430,9 @@ class RunConfig:
     device: str = setting("auto", Check(lambda value, run: DEVICE.fullmatch(value) is not None,
                                         "choose auto, cpu or cuda[:N]"))
     """Where SASRec and the LLM train and score: ``auto`` (a CUDA GPU when present), ``cpu`` or ``cuda``."""
-    models: list[str] = setting(
-        ["mostpop", "sasrec"],
-        Each(OneOf(MODELS), nonempty=True),
-        Check(lambda value, run: "llm" not in value or "sasrec" in value or run.tokenize.features == "text",
-              "the llm needs sasrec first (tokenize.features uses SASRec embeddings); "
-              "add sasrec or set tokenize.features=text"),
-    )
+    models: list[str] = setting(["mostpop", "sasrec"], Each(Check(lambda value, run: bool(value), "give a name"),
+                                                             nonempty=True), InCatalog())
+    """Trained and evaluated in this order; names of ``alignrec.catalog``."""
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

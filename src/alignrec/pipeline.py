@@ -1,52 +1,43 @@
-"""The stages a run is made of, and ``alignrec run`` that chains them.
+"""``alignrec run``: prepare the data, then one loop over ``config.models``.
 
-A run directory holds ``config.yaml`` (resolved), ``data/`` (the prepared
-dataset), one folder per model (``metrics.json``, rankings, checkpoints) and
-``summary.json``. Re-running skips every stage whose outputs exist and were
-made with the same settings by the same code (``alignrec.provenance``: the
-alignrec version and those of torch, transformers and peft); a half-trained
-SASRec resumes from its checkpoint. A stage made by other code is recomputed,
-except a SASRec checkpoint, which is refused with the way to retrain (it may
-be a long run the user wants to keep).
+For each model, through its catalog entry (``alignrec.catalog``): train it if it
+trains, load it from the run directory, rank the test users through the
+recommender contract, evaluate, write. What is done earlier is skipped by the run
+directory's one rule (``alignrec.rundir``): a stage's settings include the data,
+its config sections, the seed, the code versions and those of the models it is
+built from; a training run made with other settings is refused with the fix.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 
+from alignrec.catalog import TrainContext, entry, model_names
 from alignrec.config import DataConfig, RunConfig, check_config, save_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
-from alignrec.data.split import history
 from alignrec.device import resolve_device
 from alignrec.errors import AlignrecError
 from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
 from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
-from alignrec.eval.ranking import rank_all_users
+from alignrec.eval.ranking import rank_users
+from alignrec.eval.subset import fixed_users, score_runs_on_subset, subset_markdown
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
-from alignrec.models.mostpop import MostPop
-from alignrec.provenance import code_versions, describe_change, environment
-from alignrec.train.sasrec import train_sasrec
-
-if TYPE_CHECKING:
-    from alignrec.tokenize.artifacts import TokenizerArtifact
+from alignrec.provenance import code_versions, environment
+from alignrec.rundir import RECORD, RunDir, claim, finish
+from alignrec.seed import seed_everything
 
 console = Console(stderr=True)
 
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+EVALUATION_RECORD = "evaluation.json"
+"""A model folder's second record: the settings its metrics.json and rankings were made with."""
 
 
 def _inputs_unchanged(dataset: SequenceDataset) -> bool:
@@ -58,20 +49,30 @@ def _inputs_unchanged(dataset: SequenceDataset) -> bool:
     return True
 
 
+NOT_OUTPUTS = (RECORD, EVALUATION_RECORD, "config.yaml", "data", "tokens")
+"""What a folder may hold besides a stage's outputs (``alignrec train`` writes its config beside them)."""
+
+
+def _has_outputs(folder: Path) -> bool:
+    """Files there other than records and inputs: made by an alignrec that kept no record, if none is there."""
+    return folder.is_dir() and any(p.name not in NOT_OUTPUTS for p in folder.iterdir())
+
+
 def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
-    """Reuse ``folder`` when it was prepared with the same settings from unchanged files."""
-    marker = folder / "data_config.json"
+    """The prepared dataset in ``folder``, made again unless made with these settings from unchanged files."""
     settings = {"data": to_dict(config), "code": code_versions()}
-    if marker.is_file() and read_json(marker) == settings:
+    if claim(folder, settings, "the prepared dataset", "clear", _has_outputs(folder)) == "done":
         try:
             dataset = SequenceDataset.load(folder)
         except AlignrecError:
             dataset = None
         if dataset is not None and _inputs_unchanged(dataset):
             return dataset
+        shutil.rmtree(folder)  # recorded as done, but unreadable or its input files changed
+        claim(folder, settings, "the prepared dataset", "clear")
     started = time.perf_counter()
     dataset = prepare_dataset(config, folder)
-    write_json(marker, settings)
+    finish(folder, settings)
     console.print(
         f"[bold]data[/] {dataset.name}: {dataset.num_users:,} users, {dataset.num_items:,} items, "
         f"{dataset.num_interactions:,} interactions ({time.perf_counter() - started:.1f} s)"
@@ -79,193 +80,112 @@ def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
     return dataset
 
 
-def _stage_settings(dataset: SequenceDataset, config: RunConfig, model: str) -> dict[str, Any]:
-    """What a stage's result depends on; a rerun with equal settings skips the stage."""
-    settings: dict[str, Any] = {"data": dataset.fingerprint(), "eval": to_dict(config.eval), "code": code_versions()}
-    if model == "sasrec":
-        settings.update({"sasrec": to_dict(config.sasrec), "seed": config.seed})
-    if model == "llm":
-        settings.update({"llm": to_dict(config.llm), "tokenize": to_dict(config.tokenize), "seed": config.seed})
-    return settings
-
-
-def run_mostpop(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[str, Any]:
-    started = time.perf_counter()
-    model = MostPop(dataset, "test")
-    rankings = rank_all_users(model, dataset, "test", max(config.eval.ks), config.eval.exclude_history)
-    result = evaluate_rankings(
-        dataset, rankings, "test", "mostpop", config.eval.ks, config.eval.exclude_history
-    )
-    settings = _stage_settings(dataset, config, "mostpop")
-    write_evaluation(out, result, dataset, settings, {"wall_time_s": time.perf_counter() - started})
-    return read_json(out / "metrics.json")
-
-
-def run_sasrec(dataset: SequenceDataset, out: Path, config: RunConfig) -> dict[str, Any]:
-    started = time.perf_counter()
-    seed_everything(config.seed)
-    _, result, state = train_sasrec(
-        dataset, config.sasrec, out, config.seed, config.eval.ks, config.eval.exclude_history,
-        device=resolve_device(config.device),
-    )
-    settings = _stage_settings(dataset, config, "sasrec")
-    extra = {
-        "wall_time_s": time.perf_counter() - started,
-        "train_time_s": state.elapsed,
-        "epochs": state.epoch,
-        "best_epoch": state.best_epoch,
-        "best_valid_ndcg@10": state.best_score,
+def training_settings(name: str, dataset: SequenceDataset, config: RunConfig) -> dict[str, Any]:
+    """What a model's trained files depend on: another value anywhere here is another model."""
+    model = entry(name)
+    sections = {
+        section: {k: v for k, v in to_dict(getattr(config, section)).items() if k not in model.not_trained}
+        for section in model.sections
     }
-    write_evaluation(out, result, dataset, settings, extra)
-    plot_training(out)
-    return read_json(out / "metrics.json")
+    return {"data": dataset.fingerprint(), **sections, "seed": config.seed, "code": code_versions(),
+            "needs": {other: training_settings(other, dataset, config) for other in model.needs(config)}}
 
 
-def plot_training(out: Path) -> None:
-    """``training.png``: loss and validation NDCG@10 per epoch."""
-    import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    log_path = out / "train_log.csv"
-    if not log_path.is_file():
-        return
-    with open(log_path, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    epochs = [int(r["epoch"]) for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.plot(epochs, [float(r["loss"]) for r in rows])
-    left.set(xlabel="epoch", ylabel="training loss", title="SASRec loss")
-    valid = [(int(r["epoch"]), float(r["valid_ndcg@10"])) for r in rows if r.get("valid_ndcg@10")]
-    if valid:
-        right.plot(*zip(*valid, strict=True), marker="o")
-    right.set(xlabel="epoch", ylabel="NDCG@10", title="validation NDCG@10")
-    fig.tight_layout()
-    with atomic_open(out / "training.png", "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
+def evaluation_settings(name: str, dataset: SequenceDataset, config: RunConfig) -> dict[str, Any]:
+    """What a model's metrics.json depends on: its training, every setting of its sections, the evaluation."""
+    model = entry(name)
+    return {**training_settings(name, dataset, config),
+            **{section: to_dict(getattr(config, section)) for section in model.sections},
+            "eval": to_dict(config.eval), "test_users": model.test_users(config)}
 
 
-STAGES: dict[str, Callable[[SequenceDataset, Path, RunConfig], dict[str, Any]]] = {
-    "mostpop": run_mostpop,
-    "sasrec": run_sasrec,
-}
-
-
-def _finished(out: Path, dataset: SequenceDataset, config: RunConfig, model: str) -> bool:
-    metrics = out / "metrics.json"
-    if not metrics.is_file():
-        return False
-    recorded = read_json(metrics).get("config") or {}
-    settings = _stage_settings(dataset, config, model)
-    if recorded == settings:
-        return True
-    if {**recorded, "code": settings["code"]} == settings:
-        console.print(f"[yellow]{model}[/]: made by other code ({describe_change(recorded.get('code'))}); "
-                      "computing it again")
-    return False
-
-
-def tokenize_stage(dataset: SequenceDataset, out: Path, config: RunConfig) -> Path:
-    """``out/tokens`` for the LLM stage; reused when made with the same data and settings."""
-    from alignrec.tokenize.artifacts import load_artifact
-    from alignrec.tokenize.stage import summary_lines, tokenize_dataset
-
-    tokens = out / "tokens"
-    settings = {"data": dataset.fingerprint(), "tokenize": to_dict(config.tokenize), "seed": config.seed,
-                "code": code_versions(),
-                "sasrec": _stage_settings(dataset, config, "sasrec") if config.tokenize.features != "text" else None}
-    marker = tokens / "stage.json"
-    if marker.is_file() and read_json(marker) == settings:
-        try:
-            load_artifact(tokens)
-            console.print(f"[bold]tokenize[/]: done earlier, skipped ({tokens})")
-            return tokens
-        except AlignrecError:
-            pass
-    console.print("[bold]tokenize[/]: item codes")
-    seed_everything(config.seed)
-    sasrec = out / "sasrec" if config.tokenize.features != "text" else None
-    artifact = tokenize_dataset(dataset, sasrec, config.tokenize, config.seed, tokens)
-    for line in summary_lines(artifact.report):
-        console.print(line, highlight=False)
-    write_json(marker, settings)
-    return tokens
-
-
-def llm_stage(
-    dataset: SequenceDataset, tokens: Path, out: Path, config: RunConfig, discard_stale: bool = True
+def run_model(
+    name: str, dataset: SequenceDataset, run: RunDir, config: RunConfig, progress: bool = True
 ) -> dict[str, Any]:
-    """Fine-tune + rank. Checkpoints made with other settings or code are never resumed: ``alignrec
-    run`` discards them (``discard_stale``), ``alignrec train llm`` refuses them with the fix."""
-    import shutil
+    """Train (if it trains), load, rank, evaluate and write one model; skipped when done earlier.
 
-    settings = _stage_settings(dataset, config, "llm")
-    marker = out / "stage.json"
-    recorded = read_json(marker) if marker.is_file() else None
-    stale = recorded != settings and (recorded is not None or any((out / "checkpoints").glob("checkpoint-*")))
-    if stale:
-        if recorded is None:
-            what = "checkpoints with no record of their settings"
-        elif {**recorded, "code": settings["code"]} != settings:
-            what = "checkpoints made with other settings"
-        else:
-            what = f"checkpoints made by other code ({describe_change(recorded.get('code'))})"
-        if not discard_stale:
-            raise AlignrecError(f"{out / 'checkpoints'}: {what}; use a new --out, or delete {out} to train again")
-        console.print(f"[yellow]llm[/]: {what}; training from scratch in {out}")
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(marker, settings)
-    return run_llm(dataset, tokens, out, config)
+    Returns its metrics.json ({} on the other processes of a multi-process training run).
+    """
+    model = entry(name)
+    folder = run.model(name)
+    device = resolve_device(config.device)
+    trainer = model.trainer()
+    if int(os.environ.get("RANK", 0)) != 0:  # torchrun's other processes train with rank 0, which keeps the records
+        if trainer is not None:
+            trainer(TrainContext(dataset, run, config, device, training_settings(name, dataset, config)["needs"],
+                                 progress=False))
+        return {}
+    settings = evaluation_settings(name, dataset, config)
+    if claim(folder.path, settings, f"{name}'s evaluation", "overwrite", record=EVALUATION_RECORD) == "done" \
+            and folder.metrics.is_file():
+        console.print(f"[bold]{name}[/]: done earlier, skipped ({folder.metrics})")
+        return read_json(folder.metrics)
+    console.print(f"[bold]{name}[/]: {'training and ' if model.train else ''}evaluating")
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if trainer is not None:
+        trained = training_settings(name, dataset, config)
+        claim(folder.path, trained, f"{name}'s training", "refuse",
+              started=_has_outputs(folder.path) and not (folder.path / RECORD).is_file())
+        seed_everything(config.seed)
+        extra = trainer(TrainContext(dataset, run, config, device, trained["needs"], progress))
+        finish(folder.path, trained)
+    recommender = model.loader()(run, dataset, "test")
+    users = fixed_users(dataset, model.test_users(config), config.seed)
+    ranking_started = time.perf_counter()
+    with torch.no_grad():
+        rankings = rank_users(recommender, dataset, users, "test", max(config.eval.ks), config.eval.exclude_history,
+                              progress)
+    ranking_s = time.perf_counter() - ranking_started
+    result = evaluate_rankings(dataset, rankings, "test", name, config.eval.ks, config.eval.exclude_history, users)
+    extra.update({"wall_time_s": time.perf_counter() - started, "rank_time_s": ranking_s,
+                  "rank_users_per_s": len(users) / max(ranking_s, 1e-9)})
+    write_evaluation(folder.path, result, dataset, settings, extra)
+    finish(folder.path, settings, record=EVALUATION_RECORD)
+    return read_json(folder.metrics)
 
 
-def compare_on_llm_users(dataset: SequenceDataset, out: Path, config: RunConfig) -> str | None:
-    """When the LLM ranked a user subset, every model again on exactly those users (with 95% CIs)."""
-    from alignrec.eval.subset import score_runs_on_subset, subset_markdown
-    from alignrec.llm.finetune import subset_users
-
-    if "llm" not in config.models or config.llm.test_users <= 0:
+def compare_on_subset(dataset: SequenceDataset, run: RunDir, config: RunConfig) -> str | None:
+    """When a model ranked a user subset, every model again on exactly those users (with 95% CIs)."""
+    counts = [entry(m).test_users(config) for m in config.models]
+    count = min((c for c in counts if c > 0), default=0)
+    if count <= 0:
         return None
-    users = subset_users(dataset, config.llm.test_users, config.seed)
-    runs = [out / m for m in config.models if (out / m / "rankings_test.jsonl").is_file()]
-    table = subset_markdown(score_runs_on_subset(dataset, runs, users, config.eval.ks, config.eval.exclude_history))
+    users = fixed_users(dataset, count, config.seed)
+    folders = [run.model(m).path for m in config.models if run.model(m).rankings("test").is_file()]
+    table = subset_markdown(score_runs_on_subset(dataset, folders, users, config.eval.ks, config.eval.exclude_history))
     title = f"Test users ranked by every model (a fixed subset of {len(users)}, seed {config.seed}):"
     console.print(title)
     Console().print(table, highlight=False)
     return f"{title}\n\n{table}"
 
 
-def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
-    """prepare -> each model (the LLM after tokenize) -> comparison; finished stages are skipped on a rerun."""
+def _ordered(models: list[str]) -> list[str]:
+    """The catalog's order (the order of every table), models outside it last."""
+    known = model_names()
+    return sorted(models, key=lambda m: known.index(m) if m in known else len(known))
+
+
+def run_pipeline(config: RunConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """prepare -> each model -> comparison and report; finished stages are skipped on a rerun."""
     check_config(config)  # a config built in code gets the checks a loaded one had
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved_config = out / "config.yaml"
-    if saved_config.is_file() and (out / "data").is_dir():
-        console.print(f"[dim]resuming run in {out}[/]")
-    save_config(config, saved_config)
+    run = RunDir(out)
+    run.root.mkdir(parents=True, exist_ok=True)
+    if run.config.is_file() and run.data.is_dir():
+        console.print(f"[dim]resuming run in {run.root}[/]")
+    save_config(config, run.config)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     started = time.perf_counter()
-    dataset = load_or_prepare(config.data, out / "data")
-    for model in config.models:
-        model_dir = out / model
-        if _finished(model_dir, dataset, config, model):
-            console.print(f"[bold]{model}[/]: done earlier, skipped ({model_dir / 'metrics.json'})")
-            continue
-        console.print(f"[bold]{model}[/]: training and evaluating")
-        if model == "llm":
-            llm_stage(dataset, tokenize_stage(dataset, out, config), model_dir, config)
-        else:
-            STAGES[model](dataset, model_dir, config)
-    rows = collect_metrics([out / m for m in config.models])
+    dataset = load_or_prepare(config.data, run.data)
+    for name in config.models:
+        run_model(name, dataset, run, config, progress)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return {}
+    rows = collect_metrics([run.model(m).path for m in _ordered(config.models)])
     print_comparison(rows, Console())
-    subset_table = compare_on_llm_users(dataset, out, config)
+    subset_table = compare_on_subset(dataset, run, config)
     summary = {
         "name": config.name,
         "dataset": dataset.name,
@@ -274,20 +194,36 @@ def run_pipeline(config: RunConfig, out: str | Path) -> dict[str, Any]:
         "config": to_dict(config),
         "environment": environment(),
     }
-    write_json(out / "summary.json", summary)
-    with atomic_open(out / "comparison.md") as handle:
+    write_json(run.summary, summary)
+    with atomic_open(run.comparison) as handle:
         handle.write(markdown_table(rows) + "\n")
         if subset_table:
             handle.write("\n" + subset_table + "\n")
     from alignrec.report.build import write_report
 
-    console.print(f"[bold]report[/]: {write_report(out)[0]}")
+    console.print(f"[bold]report[/]: {write_report(run.root)[0]}")
     return summary
 
 
-def run_tokenize(
-    data_dir: str | Path, sasrec_dir: str | Path | None, out: str | Path, config: RunConfig
-) -> TokenizerArtifact:
+def train_model(
+    name: str, config: RunConfig, data: str | Path, out: str | Path, tokens: str | Path | None = None
+) -> dict[str, Any]:
+    """``alignrec train NAME``: one model into ``out`` itself, from a prepared dataset (and, for the
+    LLM, item codes from ``alignrec tokenize``), by the same rule and steps as in a run."""
+    needs = entry(name).needs(config)
+    if needs and tokens is None:
+        raise AlignrecError(f"train {name}: it is built from {', '.join(needs)}; give the tokenizer output made "
+                            "from it with --tokens TOK_DIR (`alignrec tokenize`)")
+    run = RunDir(out, data=data, tokens=tokens, single=name)
+    run.root.mkdir(parents=True, exist_ok=True)
+    save_config(config, run.config)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    dataset = SequenceDataset.load(run.data)
+    return run_model(name, dataset, run, config)
+
+
+def run_tokenize(data_dir: str | Path, sasrec_dir: str | Path | None, out: str | Path, config: RunConfig):  # noqa: ANN201
     """``alignrec tokenize``: item code tokens from a prepared dataset and a SASRec run."""
     # Imported here: scikit-learn and scipy cost a second at start-up for every other command.
     from alignrec.tokenize.stage import summary_lines, tokenize_dataset
@@ -303,37 +239,3 @@ def run_tokenize(
     for line in summary_lines(artifact.report):
         console.print(line, highlight=False)
     return artifact
-
-
-def run_llm(dataset: SequenceDataset, tokens_dir: str | Path, out: Path, config: RunConfig) -> dict[str, Any]:
-    """Fine-tune the LLM on the alignment tasks, then rank the test users by constrained beam search."""
-    from alignrec.llm.finetune import load_finetuned, subset_users, train_llm
-    from alignrec.tokenize.artifacts import load_artifact
-
-    started = time.perf_counter()
-    seed_everything(config.seed)
-    tokens_dir = Path(tokens_dir)
-    artifact = load_artifact(tokens_dir)
-    device = resolve_device(config.device)
-    summary = train_llm(dataset, artifact, tokens_dir, config.llm, out, config.seed, device)
-    if int(os.environ.get("RANK", 0)) != 0:
-        return {}
-    decode_started = time.perf_counter()
-    recommender = load_finetuned(out, artifact, config.llm, config.seed, dataset, device)
-    users = subset_users(dataset, config.llm.test_users, config.seed)
-    k = max(config.eval.ks)
-    histories = [history(dataset, int(u), "test") for u in users]
-    # The k the table needs, searched as the recommender searches for any caller (precompute, serve).
-    items, _ = recommender.recommend(histories, k, config.eval.exclude_history, progress=True)
-    rankings = {int(u): row[row >= 0].tolist() for u, row in zip(users, items, strict=True)}
-    result = evaluate_rankings(dataset, rankings, "test", "llm", config.eval.ks, config.eval.exclude_history, users)
-    settings = _stage_settings(dataset, config, "llm")
-    extra = {
-        "wall_time_s": time.perf_counter() - started,
-        "train_time_s": summary.get("train_s"),
-        "decode_time_s": time.perf_counter() - decode_started,
-        "decode_users_per_s": len(users) / max(time.perf_counter() - decode_started, 1e-9),
-        "tokens_per_s": summary.get("tokens_per_s"),
-    }
-    write_evaluation(out, result, dataset, settings, extra)
-    return read_json(out / "metrics.json")

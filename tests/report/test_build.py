@@ -13,8 +13,9 @@ import pytest
 from alignrec.cli import EXIT_USER_ERROR, main
 from alignrec.config import RunConfig
 from alignrec.errors import AlignrecError
-from alignrec.pipeline import run_mostpop
+from alignrec.pipeline import run_model
 from alignrec.report.build import head_share, write_report
+from alignrec.rundir import RunDir
 from alignrec.tokenize.artifacts import TokenizerArtifact, save_artifact, token_names
 from tests.conftest import make_dataset
 
@@ -32,7 +33,7 @@ def partial_run(tmp_path: Path) -> Path:
     sequences = {f"u{u}": [f"i{j}" for j in rng.choice(20, size=3 + u % 10, replace=False)] for u in range(40)}
     dataset = make_dataset(sequences, {f"i{i}": {"title": f"Film {i}"} for i in range(20)}, "toy")
     dataset.save(tmp_path / "run" / "data")
-    run_mostpop(dataset, tmp_path / "run" / "mostpop", RunConfig())
+    run_model("mostpop", dataset, RunDir(tmp_path / "run"), RunConfig(), progress=False)
     return tmp_path / "run"
 
 

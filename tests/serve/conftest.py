@@ -44,7 +44,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     config = SASRecConfig(hidden=16, layers=1, heads=1, ffn_mult=1, dropout=0.0, max_len=12, epochs=2,
                           eval_every=1, batch_size=32)
-    train_sasrec(dataset, config, folder / "sasrec", seed=0, ks=[10], progress=False)
+    train_sasrec(dataset, config, folder / "sasrec", seed=0, progress=False)
     return folder
 
 

@@ -13,9 +13,10 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from alignrec.catalog import load_recommender
+from alignrec.data.dataset import SequenceDataset
 from alignrec.serve.app import API_KEY_ENV, ServeState, create_app
 from alignrec.serve.precompute import precompute
-from alignrec.serve.recommender import load_recommender
 from alignrec.serve.store import open_store
 
 KEY = "test-key"
@@ -31,7 +32,7 @@ def store(run_dir, tmp_path, serve_config):
 @pytest.fixture
 def client(run_dir, store, serve_config, monkeypatch):
     monkeypatch.setenv(API_KEY_ENV, KEY)
-    state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec"))
+    state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec", SequenceDataset.load(run_dir / "data")))
     with TestClient(create_app(state)) as test_client:
         yield test_client
 
@@ -149,7 +150,7 @@ def test_reload_under_load_fails_no_request(run_dir, store, serve_config, monkey
     monkeypatch.setenv(API_KEY_ENV, KEY)
     first = store.current()
     second = precompute(run_dir, store, serve_config, force=True, progress=False).snapshot
-    state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec"))
+    state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec", SequenceDataset.load(run_dir / "data")))
     server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from alignrec.data.dataset import SequenceDataset
+from alignrec.models.mostpop import MostPop
 from alignrec.serve.explore import Explorer, load_code_space
-from alignrec.serve.recommender import PopularityRecommender
 from tests.conftest import make_dataset
 
 
 def explorer_of(run: Path, dataset: SequenceDataset | None = None) -> Explorer:
     dataset = dataset or SequenceDataset.load(run / "data")
     titles = [dataset.title(i) for i in range(dataset.num_items)]
-    return Explorer(dataset, titles, PopularityRecommender(dataset).counts, *load_code_space(run, dataset))
+    return Explorer(dataset, titles, MostPop.fit(dataset).counts, *load_code_space(run, dataset))
 
 
 @pytest.fixture(scope="module")

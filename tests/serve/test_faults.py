@@ -24,10 +24,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from alignrec.catalog import load_recommender
+from alignrec.data.dataset import SequenceDataset
 from alignrec.serve import app as app_module
 from alignrec.serve.app import API_KEY_ENV, ServeState, create_app
 from alignrec.serve.precompute import precompute
-from alignrec.serve.recommender import load_recommender
 from alignrec.serve.redis_store import READ_TIMEOUT_S, RETRY_AFTER_S
 from alignrec.serve.store import open_store
 from tests.serve.conftest import REDIS_ENV, _free_port
@@ -106,7 +107,7 @@ def redis_client(run_dir, serve_config, private_redis, monkeypatch) -> Iterator[
     monkeypatch.setenv(API_KEY_ENV, KEY)
     with open_store(f"{private_redis.url}?prefix=faults") as store:
         precompute(run_dir, store, replace(serve_config, min_history=2), progress=False)
-        state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec"))
+        state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec", SequenceDataset.load(run_dir / "data")))
         with TestClient(create_app(state)) as client:
             yield client, state
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 import pytest
 import uvicorn
 
+from alignrec.catalog import load_recommender
 from alignrec.config import ServeConfig
+from alignrec.data.dataset import SequenceDataset
 from alignrec.serve.app import ServeState, create_app
 from alignrec.serve.precompute import precompute
-from alignrec.serve.recommender import load_recommender
 from alignrec.serve.store import open_store
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def serving(run: Path, store_path: Path, serve_config: ServeConfig) -> Iterator[
     """Precompute SASRec's lists into SQLite and serve the run on a free loopback port."""
     store = open_store(f"sqlite:{store_path}")
     precompute(run, store, replace(serve_config, min_history=2), progress=False)
-    state = ServeState(run, store, serve_config, recommender=load_recommender(run, "sasrec"))
+    state = ServeState(run, store, serve_config, recommender=load_recommender(run, "sasrec", SequenceDataset.load(run / "data")))
     server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

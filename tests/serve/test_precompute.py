@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from alignrec import catalog
+from alignrec.catalog import ModelEntry
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
-from alignrec.serve import recommender, records
+from alignrec.models.mostpop import MostPop
+from alignrec.serve import records
 from alignrec.serve.precompute import plan_shards, precompute
 from alignrec.serve.store import PUBLISHED, STAGING, open_store
 
@@ -36,7 +39,7 @@ def test_every_user_gets_one_list_and_short_histories_the_flagged_fallback(run_d
     assert result.users == result.computed == dataset.num_users == 62
     flagged = {user for user, value in stored.items() if records.decode(value).fallback}
     assert flagged == {"lonely", "newbie"} and result.fallback == meta["fallback_users"] == 2
-    popular = recommender.PopularityRecommender(dataset)
+    popular = MostPop.fit(dataset)
     lonely = records.decode(stored["lonely"])
     assert list(lonely.items) == popular.recommend([dataset.sequence(dataset.user_index()["lonely"])], 10)[0][0].tolist()
     u0 = records.decode(stored["u0"])
@@ -79,30 +82,30 @@ def test_shards_group_similar_lengths_and_cover_everyone_once(run_dir) -> None:
 
 SLOW_JOB = """
 import sys, time
+from alignrec.catalog import ModelEntry, register_model
 from alignrec.config import ServeConfig
-from alignrec.serve import recommender
+from alignrec.models.mostpop import MostPop
 from alignrec.serve.precompute import precompute
 from alignrec.serve.store import open_store
 
-class Stuck(recommender.PopularityRecommender):
+class Stuck(MostPop):
     # Answers two shards, then hangs in the third until the test kills the job (no race with timing).
     calls = 0
 
-    def recommend(self, histories, k):
+    def recommend(self, histories, k, exclude_history=True):
         Stuck.calls += 1
         if Stuck.calls > 2:
             time.sleep(600)
         return super().recommend(histories, k)
 
-recommender.register_recommender("slow", recommender.RecommenderEntry(lambda run, ds: Stuck(ds), lambda run: []))
+register_model(ModelEntry("slow", lambda run, ds, horizon: Stuck.fit(ds)))
 precompute(sys.argv[1], open_store(sys.argv[2]), ServeConfig(model="slow", k=10, batch_size=8), progress=False)
 """
 
 
 def test_kill_9_mid_job_then_resume_equals_an_uninterrupted_run(run_dir, tmp_path, serve_config, monkeypatch):
-    monkeypatch.setattr(recommender, "_REGISTRY", dict(recommender._REGISTRY))
-    recommender.register_recommender("slow", recommender.RecommenderEntry(
-        lambda run, ds: recommender.PopularityRecommender(ds), lambda run: []))
+    monkeypatch.setattr(catalog, "_CATALOG", dict(catalog._CATALOG))
+    catalog.register_model(ModelEntry("slow", lambda run, ds, horizon: MostPop.fit(ds)))
     config = replace(serve_config, model="slow", keep=3)
     url = f"sqlite:{tmp_path / 'killed.sqlite'}"
     job = subprocess.Popen([sys.executable, "-c", SLOW_JOB, str(run_dir), url], env=os.environ.copy())
@@ -183,13 +186,13 @@ def test_the_model_scores_at_serve_threads_whatever_the_process_runs_with(run_di
     """The mechanism behind equal digests: a spy model sees torch's thread count while it scores."""
     seen: list[int] = []
 
-    class Spy(recommender.PopularityRecommender):
-        def recommend(self, histories, k):
+    class Spy(MostPop):
+        def recommend(self, histories, k, exclude_history=True):
             seen.append(torch.get_num_threads())
             return super().recommend(histories, k)
 
-    monkeypatch.setattr(recommender, "_REGISTRY", dict(recommender._REGISTRY))
-    recommender.register_recommender("spy", recommender.RecommenderEntry(lambda run, ds: Spy(ds), lambda run: []))
+    monkeypatch.setattr(catalog, "_CATALOG", dict(catalog._CATALOG))
+    catalog.register_model(ModelEntry("spy", lambda run, ds, horizon: Spy.fit(ds)))
     before = torch.get_num_threads()
     try:
         for process_threads, serve_threads in ((2, 1), (1, 2)):

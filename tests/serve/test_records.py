@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from alignrec.recommender import NO_ITEM
 from alignrec.serve import records
-from alignrec.serve.recommender import NO_ITEM
 
 
 def test_round_trip_drops_padding_and_keeps_the_flag() -> None:

@@ -16,12 +16,21 @@ from typing import Any
 import numpy as np
 
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.split import history, targets
+from alignrec.data.split import eval_users, history, targets
 from alignrec.eval.metrics import target_rank
 from alignrec.eval.predictions import read_predictions
 from alignrec.eval.ranking import clean_ranking
 
 Z95 = 1.959964
+
+
+def fixed_users(dataset: SequenceDataset, count: int, seed: int) -> np.ndarray:
+    """A fixed, seeded subset of ``count`` evaluable users (sorted; all of them for 0), the same
+    for every model and run."""
+    users = eval_users(dataset)
+    if count <= 0 or count >= len(users):
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=count, replace=False))
 
 
 def interval(values: np.ndarray) -> tuple[float, float]:

@@ -13,6 +13,7 @@ chooses the loss.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +21,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from alignrec.config import SASRecConfig, check_config
+from alignrec.data.dataset import SequenceDataset
+from alignrec.data.split import Split
+from alignrec.errors import AlignrecError
+from alignrec.io import atomic_path
+from alignrec.recommender import top_k
+from alignrec.rundir import ModelDir, RunDir
 
 PAD = 0
+
+CHECKPOINT = "checkpoint.pt"
+"""Resumable training state: weights, optimizer, counters, log, and the config, seed, data and code."""
+BEST = "best_model.pt"
+"""The weights that are evaluated and served (best on validation, or the final fit's last)."""
+EMBEDDINGS = "item_embeddings.npz"
+"""One row per item with its original id: the tokenizer's collaborative input."""
 
 
 def left_pad(sequences: list[np.ndarray], max_len: int, trim: bool = False) -> torch.Tensor:
@@ -181,3 +195,56 @@ class SASRec(nn.Module):
     def score_last(self, padded: torch.Tensor) -> torch.Tensor:
         """Scores of all items as the next item after each sequence: [batch, num_items]."""
         return self.logits(self(padded)[:, -1], self.item_vectors())
+
+
+class SASRecRecommender:
+    """A trained SASRec under the recommender contract: next-item scores after the whole history."""
+
+    name = "sasrec"
+    batch_size = 256
+
+    def __init__(self, model: SASRec) -> None:
+        self.model = model.eval()
+        self.device = model.item_embedding.weight.device
+
+    def recommend(
+        self, histories: list[np.ndarray], k: int, exclude_history: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            scores = self.model.score_last(left_pad(histories, self.model.max_len, trim=True).to(self.device)).cpu()
+        return top_k(scores, histories, k, exclude_history)
+
+
+def model_files(run: RunDir) -> list[Path]:
+    """The file that defines a trained SASRec (its weights)."""
+    return [run.model("sasrec").file(BEST)]
+
+
+def load(folder: ModelDir, dataset: SequenceDataset, device: torch.device | str = "cpu") -> SASRec:
+    """The evaluated weights in ``folder``, checked against the data they were trained on."""
+    best, checkpoint = folder.file(BEST), folder.file(CHECKPOINT)
+    for path in (best, checkpoint):
+        if not path.is_file():
+            raise AlignrecError(f"{path}: missing; train SASRec in this run first (`alignrec run`)")
+    # checkpoint.pt holds the architecture and the data fingerprint the weights were trained on.
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if saved.get("data") != dataset.fingerprint():
+        raise AlignrecError(f"{checkpoint}: trained on other data than this run's; use the run it was trained in")
+    model = SASRec(dataset.num_items, SASRecConfig(**saved["config"]))
+    model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+    return model.to(device)
+
+
+def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | None = None) -> SASRecRecommender:
+    """The catalog's loader: the same weights whatever the horizon (they never saw a test target)."""
+    return SASRecRecommender(load(run.model("sasrec"), dataset))
+
+
+def save_item_embeddings(model: SASRec, dataset: SequenceDataset, path: Path) -> None:
+    """The tokenizer's collaborative input: one row per dataset item, with its original id."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            embeddings=model.item_vectors().detach().cpu().numpy().astype(np.float32),
+            item_ids=np.asarray(dataset.item_ids, dtype=str),
+        )

@@ -22,16 +22,16 @@ import numpy as np
 import yaml
 
 from alignrec import __version__, figures
+from alignrec.catalog import model_names
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
 from alignrec.io import atomic_open, read_json
+from alignrec.rundir import ModelDir, RunDir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-KNOWN_ORDER = ("mostpop", "sasrec", "llm")
 POPULARITY_K = 10
-REPORT = "report.html"
 
 
 @dataclass
@@ -76,16 +76,16 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _models(folder: Path) -> list[Model]:
     found = []
-    for child in sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file()):
-        metrics = read_json(child / "metrics.json")
+    for child in sorted(p for p in folder.iterdir() if ModelDir(p).metrics.is_file()):
+        metrics = read_json(ModelDir(child).metrics)
         found.append(Model(str(metrics.get("model", child.name)), child, metrics))
-    rank = {name: i for i, name in enumerate(KNOWN_ORDER)}
+    rank = {name: i for i, name in enumerate(model_names())}  # the catalog's order
     return sorted(found, key=lambda m: (rank.get(m.folder.name, len(rank)), m.folder.name))
 
 
 def read_inputs(folder: Path) -> RunInputs:
     try:
-        dataset, note = SequenceDataset.load(folder / "data"), None
+        dataset, note = SequenceDataset.load(RunDir(folder).data), None
     except AlignrecError as exc:
         dataset, note = None, str(exc)
     return RunInputs(folder, dataset, note, _models(folder))
@@ -117,7 +117,7 @@ def accuracy_section(run: RunInputs) -> Section:
 
 def training_section(run: RunInputs) -> Section:
     section = Section("LLM training")
-    log = run.folder / "llm" / "train_log.csv"
+    log = RunDir(run.folder).model("llm").file("train_log.csv")
     if not log.is_file():
         section.skipped = f"no {log} (this run did not fine-tune the LLM)"
         return section
@@ -140,7 +140,7 @@ def codes_section(run: RunInputs) -> Section:
     from alignrec.tokenize.usage_plot import code_usage_figure
 
     section = Section("Item codes: usage per level")
-    folder = run.folder / "tokens"
+    folder = RunDir(run.folder).tokens
     if not folder.is_dir():
         section.skipped = f"no {folder} (this run has no item tokenizer)"
         return section
@@ -183,7 +183,7 @@ def popularity_section(run: RunInputs) -> Section:
     recommended: dict[str, np.ndarray] = {}
     notes = []
     for model in run.models:
-        path = model.folder / "rankings_test.jsonl"
+        path = ModelDir(model.folder).rankings("test")
         if not path.is_file():
             notes.append(f"{model.name}: no {path.name}")
             continue
@@ -238,7 +238,7 @@ th { text-align: left; color: #6b7280; } td { font-variant-numeric: tabular-nums
 
 
 def _run_name(folder: Path) -> str:
-    config = folder / "config.yaml"
+    config = RunDir(folder).config
     if config.is_file():
         with open(config, encoding="utf-8") as handle:
             loaded = yaml.safe_load(handle)
@@ -272,11 +272,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Pa
     if not folder.is_dir():
         raise AlignrecError(f"{folder}: no such run directory; give the folder of an `alignrec run`")
     run = read_inputs(folder)
-    if run.dataset is None and not run.models and not (folder / "tokens").is_dir():
+    if run.dataset is None and not run.models and not RunDir(folder).tokens.is_dir():
         raise AlignrecError(f"{folder}: not a run directory (no data/, no <model>/metrics.json, no tokens/); "
                             "give the folder of an `alignrec run`")
     sections = [make(run) for make in SECTIONS]
-    path = Path(out) if out is not None else folder / REPORT
+    path = Path(out) if out is not None else RunDir(folder).report
     with atomic_open(path) as handle:
         handle.write(render(run, sections))
     return path, sections

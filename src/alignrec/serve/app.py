@@ -35,8 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from alignrec import __version__
+from alignrec.catalog import load_recommender
 from alignrec.config import ServeConfig
+from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
+from alignrec.models.mostpop import MostPop
+from alignrec.recommender import Recommender
+from alignrec.rundir import RunDir
 from alignrec.serve import records
 from alignrec.serve.explore import (
     ExploreInfo,
@@ -48,7 +53,6 @@ from alignrec.serve.explore import (
     load_code_space,
 )
 from alignrec.serve.metrics import MetricsMiddleware, ServiceMetrics
-from alignrec.serve.recommender import PopularityRecommender, TopKRecommender, load_recommender, load_run_dataset
 from alignrec.serve.store import SnapshotStore, StoreError
 
 API_KEY_ENV = "ALIGNREC_API_KEY"
@@ -116,18 +120,18 @@ class ServeState:
         run_dir: str | Path,
         store: SnapshotStore,
         config: ServeConfig,
-        recommender: TopKRecommender | None = None,
+        recommender: Recommender | None = None,
         model: str | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.store = store
         self.config = config
-        self.dataset = load_run_dataset(self.run_dir)
+        self.dataset = SequenceDataset.load(RunDir(self.run_dir).data)
         self.item_ids: list[str] = [str(i) for i in self.dataset.item_ids]
         self.titles: list[str] = [self.dataset.title(i) for i in range(self.dataset.num_items)]
         self.item_index = self.dataset.item_index()
         self.user_index = self.dataset.user_index()
-        self.popularity = PopularityRecommender(self.dataset)
+        self.popularity = MostPop.fit(self.dataset)
         self.explorer = Explorer(self.dataset, self.titles, self.popularity.counts,
                                  *load_code_space(self.run_dir, self.dataset))
         self.metrics = ServiceMetrics()
@@ -136,7 +140,7 @@ class ServeState:
         self.active = self._read_active()
         self.metrics.serving(None, self.active.id)
         self.model = model or self.active.meta.get("model") or config.model
-        self.live: TopKRecommender | None = recommender
+        self.live: Recommender | None = recommender
         self.live_error: str | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignrec-live")
 

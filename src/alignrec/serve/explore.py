@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
+from alignrec.rundir import RunDir
 from alignrec.tokenize.inspect import CodeSpace
 
 
@@ -59,7 +60,7 @@ def load_code_space(run_dir: Path, dataset: SequenceDataset) -> tuple[CodeSpace 
     """The run's item codes, or None and the reason (no tokens/, unreadable, made for other items)."""
     from alignrec.tokenize.artifacts import load_artifact
 
-    folder = run_dir / "tokens"
+    folder = RunDir(run_dir).tokens
     if not folder.is_dir():
         return None, f"codes unavailable: {folder} does not exist (a run without the LLM's item tokenizer)"
     try:
@@ -67,7 +68,7 @@ def load_code_space(run_dir: Path, dataset: SequenceDataset) -> tuple[CodeSpace 
     except AlignrecError as exc:
         return None, f"codes unavailable: {exc}"
     if [str(i) for i in artifact.item_ids] != [str(i) for i in dataset.item_ids]:
-        return None, f"codes unavailable: {folder} was made for other items than {run_dir / 'data'}"
+        return None, f"codes unavailable: {folder} was made for other items than {RunDir(run_dir).data}"
     return CodeSpace(artifact), None
 
 

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from alignrec.data.dataset import SequenceDataset
+from alignrec.models.mostpop import MostPop
+from alignrec.recommender import Recommender
 from alignrec.serve import records
-from alignrec.serve.recommender import PopularityRecommender, TopKRecommender
 
 Shard = tuple[int, list[tuple[str, bytes]]]
 """A shard's id and its ``(original user id, encoded list)`` records."""
@@ -49,14 +50,14 @@ class ListMaker:
     def __init__(
         self,
         dataset: SequenceDataset,
-        recommender: TopKRecommender,
+        recommender: Recommender,
         k: int,
         min_history: int,
         threads: int = 1,
     ) -> None:
         self.dataset = dataset
         self.recommender = recommender
-        self.popularity = PopularityRecommender(dataset)
+        self.popularity = MostPop.fit(dataset)
         self.k = k
         self.min_history = min_history
         self.threads = threads

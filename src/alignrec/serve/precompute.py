@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from alignrec.catalog import load_recommender, model_fingerprint
 from alignrec.config import ServeConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.raw import read_text
 from alignrec.errors import AlignrecError
 from alignrec.provenance import code_versions, environment
+from alignrec.rundir import RunDir
 from alignrec.serve import records
 from alignrec.serve.lists import ListMaker, Shard
-from alignrec.serve.recommender import load_recommender, load_run_dataset, model_fingerprint
 from alignrec.serve.store import PUBLISHED, SnapshotStore, now
 
 
@@ -137,7 +138,7 @@ def precompute(
     if engine not in ("local", "ray"):
         raise AlignrecError(f"--engine {engine!r}: choose local or ray")
     run_dir = Path(run_dir).resolve()
-    dataset = load_run_dataset(run_dir)
+    dataset = SequenceDataset.load(RunDir(run_dir).data)
     users = read_user_file(users_file, dataset) if users_file else np.arange(dataset.num_users, dtype=np.int64)
     shards = plan_shards(dataset, users, config.batch_size)
     fingerprint = job_fingerprint(config.model, model_fingerprint(run_dir, config.model, dataset), users, config)

@@ -19,17 +19,19 @@ import numpy as np
 import ray
 import ray.data
 
+from alignrec.catalog import load_recommender
 from alignrec.config import ServeConfig
+from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
+from alignrec.rundir import RunDir
 from alignrec.serve.lists import ListMaker, Shard
-from alignrec.serve.recommender import load_recommender, load_run_dataset
 
 
 class ShardWorker:
     """One actor: loads the dataset and the model in its constructor, then makes lists shard by shard."""
 
     def __init__(self, run_dir: str, model: str, k: int, min_history: int, threads: int) -> None:
-        dataset = load_run_dataset(run_dir)
+        dataset = SequenceDataset.load(RunDir(run_dir).data)
         self.maker = ListMaker(dataset, load_recommender(run_dir, model, dataset), k, min_history, threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

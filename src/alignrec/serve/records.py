@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignrec.serve.recommender import NO_ITEM
+from alignrec.recommender import NO_ITEM
 
 FORMAT = 1
 _HEADER = struct.Struct("<BBH")  # format, fallback flag, number of items

@@ -19,7 +19,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -29,17 +29,25 @@ from tqdm.auto import tqdm
 
 from alignrec.config import SASRecConfig, check_config
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.split import Split, train_sequence
-from alignrec.errors import AlignrecError
+from alignrec.data.split import Split, eval_users, train_sequence
 from alignrec.eval.evaluator import EvalResult, evaluate_rankings
-from alignrec.eval.ranking import rank_all_users
+from alignrec.eval.ranking import rank_users
 from alignrec.io import atomic_open, atomic_path
-from alignrec.models.sasrec import PAD, SASRec, left_pad
-from alignrec.provenance import code_versions, describe_change
+from alignrec.models.sasrec import (
+    BEST,
+    CHECKPOINT,
+    EMBEDDINGS,
+    PAD,
+    SASRec,
+    SASRecRecommender,
+    left_pad,
+    save_item_embeddings,
+)
+from alignrec.provenance import code_versions
+from alignrec.seed import seed_everything
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best_model.pt"
-EMBEDDINGS = "item_embeddings.npz"
+if TYPE_CHECKING:
+    from alignrec.catalog import TrainContext
 
 
 class Windows(NamedTuple):
@@ -156,28 +164,12 @@ def learning_rate(config: SASRecConfig, step: int, total_steps: int) -> float:
     return config.lr * max(0.0, 1.0 - step / max(total_steps, 1))
 
 
-def scorer_for(model: SASRec) -> Any:
-    """Scores on the model's device, returned on the CPU for ranking."""
-    device = model.item_embedding.weight.device
-
-    def score(users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
-        return model.score_last(left_pad(histories, model.max_len, trim=True).to(device)).cpu()
-
-    return score
-
-
 def evaluate_sasrec(
-    model: SASRec,
-    dataset: SequenceDataset,
-    split: Split,
-    ks: list[int],
-    exclude_history: bool,
-    progress: bool = True,
+    model: SASRec, dataset: SequenceDataset, split: Split, ks: list[int], exclude_history: bool, progress: bool = True
 ) -> EvalResult:
-    model.eval()
-    rankings = rank_all_users(
-        scorer_for(model), dataset, split, max(ks), exclude_history, progress=progress
-    )
+    """Every evaluable user ranked through the recommender contract, as every model is."""
+    rankings = rank_users(SASRecRecommender(model), dataset, eval_users(dataset), split, max(ks), exclude_history,
+                          progress)
     return evaluate_rankings(dataset, rankings, split, "sasrec", ks, exclude_history)
 
 
@@ -190,15 +182,6 @@ class TrainState:
     elapsed: float = 0.0
     done: bool = False
     log: list[dict[str, float]] = dataclasses.field(default_factory=list)
-
-
-STOPPING_RULES = ("max_minutes", "patience")
-"""Settings that decide when a run stops, not what it trains: a checkpoint may be resumed under
-other values of these, so a run stopped by its budget or patience can be extended."""
-
-
-def _what_is_trained(config: SASRecConfig) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in STOPPING_RULES}
 
 
 def _should_stop(state: TrainState, config: SASRecConfig) -> bool:
@@ -240,18 +223,18 @@ def train_sasrec(
     config: SASRecConfig,
     out: str | Path,
     seed: int = 42,
-    ks: list[int] | None = None,
     exclude_history: bool = True,
     progress: bool = True,
     device: torch.device | str = "cpu",
-) -> tuple[SASRec, EvalResult, TrainState]:
-    """Train (or resume) in ``out``; return the best model, its test evaluation and the state.
+) -> tuple[SASRec, TrainState]:
+    """Train (or resume from ``out/checkpoint.pt``) in ``out``; return the evaluated model and the state.
 
-    On a GPU the run is as reproducible as its kernels allow, not bit-equal to a CPU run.
+    Whether a checkpoint belongs to these settings is the run directory's rule
+    (``alignrec.rundir.claim``), checked before this is called. On a GPU the run is
+    as reproducible as its kernels allow, not bit-equal to a CPU run.
     """
     check_config(config, "sasrec")  # a config built in code gets the checks a loaded one had
     final_fit = config.train_on == "train+valid"
-    ks = ks or [1, 5, 10, 20, 50]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -264,21 +247,6 @@ def train_sasrec(
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, weights_only=False, map_location=device)
-        # Settings added since the checkpoint was written take their defaults.
-        saved_config = _what_is_trained(SASRecConfig(**saved["config"]))
-        same_run = (saved_config, saved["seed"], saved.get("data")) == (
-            _what_is_trained(config), seed, dataset.fingerprint()
-        )
-        if not same_run:
-            raise AlignrecError(
-                f"{checkpoint_path}: written with other SASRec settings, seed or data; "
-                "use a new --out, or delete the folder to start over"
-            )
-        if saved.get("code") != code_versions():
-            raise AlignrecError(
-                f"{checkpoint_path}: trained by other code ({describe_change(saved.get('code'))}), whose results "
-                f"this version may have changed; delete {out} (or use a new --out) to train it again"
-            )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if ema is not None:
@@ -345,16 +313,42 @@ def train_sasrec(
             torch.save(model.state_dict(), tmp)
     elif (out / BEST).is_file():
         model.load_state_dict(torch.load(out / BEST, weights_only=True, map_location=device))
-    test = evaluate_sasrec(model, dataset, "test", ks, exclude_history, progress)
     save_item_embeddings(model, dataset, out / EMBEDDINGS)
-    return model, test, state
+    return model.eval(), state
 
 
-def save_item_embeddings(model: SASRec, dataset: SequenceDataset, path: Path) -> None:
-    """The tokenizer's collaborative input: one row per dataset item, with its original id."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            embeddings=model.item_vectors().detach().cpu().numpy().astype(np.float32),
-            item_ids=np.asarray(dataset.item_ids, dtype=str),
-        )
+def plot_training(out: Path) -> None:
+    """``training.png``: loss and validation NDCG@10 per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log_path = out / "train_log.csv"
+    if not log_path.is_file():
+        return
+    with open(log_path, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [float(r["loss"]) for r in rows])
+    left.set(xlabel="epoch", ylabel="training loss", title="SASRec loss")
+    valid = [(int(r["epoch"]), float(r["valid_ndcg@10"])) for r in rows if r.get("valid_ndcg@10")]
+    if valid:
+        right.plot(*zip(*valid, strict=True), marker="o")
+    right.set(xlabel="epoch", ylabel="NDCG@10", title="validation NDCG@10")
+    fig.tight_layout()
+    with atomic_open(out / "training.png", "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+
+
+def train_stage(context: TrainContext) -> dict[str, Any]:
+    """The catalog's trainer: train (or resume) in the run's ``sasrec/``; figures for metrics.json."""
+    folder = context.run.model("sasrec").path
+    seed_everything(context.config.seed)
+    _, state = train_sasrec(context.dataset, context.config.sasrec, folder, context.config.seed,
+                            context.config.eval.exclude_history, context.progress, context.device)
+    plot_training(folder)
+    return {"train_time_s": state.elapsed, "epochs": state.epoch, "best_epoch": state.best_epoch,
+            "best_valid_ndcg@10": state.best_score}

@@ -1,4 +1,4 @@
-"""Fine-tune the LLM on the alignment tasks: LoRA on the backbone + the new code-token rows.
+"""The LLM's training loop: LoRA on the backbone + the new code-token rows, on the alignment tasks.
 
 Built on transformers' Trainer (checkpoints, resume, gradient accumulation, bf16
 autocast, DDP under ``torchrun``) and peft (LoRA; ``trainable_token_indices``
@@ -24,81 +24,43 @@ from __future__ import annotations
 import csv
 import os
 import resource
+import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from alignrec.backbone import load_causal_lm
-from alignrec.config import LLMConfig
+from alignrec.config import LLMConfig, to_dict
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.split import eval_users, history, targets
+from alignrec.data.split import history, targets
 from alignrec.errors import AlignrecError
 from alignrec.eval.metrics import ndcg_at, recall_at, target_rank
+from alignrec.eval.subset import fixed_users
 from alignrec.io import atomic_open, read_json, write_json
-from alignrec.llm.encoding import IGNORE, ExampleEncoder, PackedDataset, collate, pack
-from alignrec.llm.tasks import TASKS, build_mixture
+from alignrec.llm.build import ADAPTER, TASK_NAMES, VOCAB, LLMBuild, build_llm, check_artifact_matches
+from alignrec.llm.encoding import IGNORE, PackedDataset, collate, pack
+from alignrec.llm.tasks import build_mixture
 from alignrec.llm.tasks.context import TaskContext
-from alignrec.llm.tasks.metadata import ItemFacts
-from alignrec.llm.tasks.sequential import prompt_title
-from alignrec.llm.vocab import CodeVocabulary, add_code_tokens, ties_embeddings
-from alignrec.tokenize.artifacts import TokenizerArtifact
+from alignrec.provenance import code_versions
+from alignrec.rundir import claim, finish
+from alignrec.seed import seed_everything
+from alignrec.tokenize.artifacts import TokenizerArtifact, load_artifact
+
+if TYPE_CHECKING:
+    from alignrec.catalog import TrainContext
 
 console = Console(stderr=True)
-TASK_NAMES = tuple(TASKS)
 TIME_FILE = "alignrec_time.json"
-
-
-@dataclass
-class PreparedModel:
-    model: torch.nn.Module
-    """A peft model: LoRA adapters + trainable code-token rows."""
-    vocab: CodeVocabulary
-    encoder: ExampleEncoder
-    pad_id: int
-    source: dict[str, Any]
-
-
-def prepare_model(config: LLMConfig, artifact: TokenizerArtifact, seed: int) -> PreparedModel:
-    from peft import LoraConfig, get_peft_model
-
-    llm = load_causal_lm(config.backbone, seed)
-    model = llm.model
-    vocab = add_code_tokens(model, artifact.tokens, artifact.levels, artifact.codebook_size,
-                            config.token_init, artifact.token_embeddings, seed)
-    new_rows = list(range(vocab.base_vocab, vocab.base_vocab + vocab.size))
-    # Tied heads follow the embedding adapter automatically; an untied head needs its own rows.
-    token_rows: list[int] | dict[str, list[int]] = (
-        new_rows if ties_embeddings(model) else {"embed_tokens": new_rows, "lm_head": new_rows}
-    )
-    lora = LoraConfig(
-        r=config.lora.rank, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules, trainable_token_indices=token_rows, task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, lora)
-    encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
-    return PreparedModel(peft_model, vocab, encoder, llm.pad_id, llm.source)
 
 
 def save_adapter(model: torch.nn.Module, folder: Path) -> None:
     """LoRA weights + the trained code rows only (~20 MB for SmolLM2): peft would otherwise also
     store the whole resized embedding matrix, which the loader rebuilds from the backbone anyway."""
     model.save_pretrained(folder, save_embedding_layers=False)
-
-
-def check_artifact_matches(dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path) -> None:
-    if len(artifact.item_ids) != dataset.num_items or any(
-        str(a) != str(b) for a, b in zip(artifact.item_ids, dataset.item_ids, strict=True)
-    ):
-        raise AlignrecError(
-            f"{tokens_dir}: its items are not the dataset's ({len(artifact.item_ids)} vs {dataset.num_items}); "
-            "tokenize this prepared dataset with `alignrec tokenize --data DIR ...`"
-        )
 
 
 def task_losses(
@@ -157,14 +119,6 @@ def make_trainer_class():  # noqa: ANN202 - the class is built lazily: transform
             super().log(logs, start_time)
 
     return AlignmentTrainer
-
-
-def subset_users(dataset: SequenceDataset, count: int, seed: int) -> np.ndarray:
-    """A fixed, seeded subset of evaluable users (sorted), the same for every model and run."""
-    users = eval_users(dataset)
-    if count <= 0 or count >= len(users):
-        return users
-    return np.sort(np.random.default_rng(seed).choice(users, size=count, replace=False))
 
 
 def subset_metrics(
@@ -276,7 +230,7 @@ def plot_task_losses(out: Path) -> None:
         handle.write(figures.png(figures.training_curves(*figures.log_curves(rows)), dpi=110))
 
 
-def training_rows(dataset: SequenceDataset, prepared: PreparedModel, config: LLMConfig, seed: int):  # noqa: ANN201
+def training_rows(dataset: SequenceDataset, prepared: LLMBuild, config: LLMConfig, seed: int):  # noqa: ANN201
     """The weighted task mixture, encoded and packed; and the mixture's report."""
     context = TaskContext.from_dataset(dataset, config.history, config.negatives, config.history_titles)
     mixture = build_mixture(context, config.tasks, seed)
@@ -301,32 +255,29 @@ def world() -> tuple[int, int]:
 
 
 def train_llm(
-    dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path, config: LLMConfig, out: Path, seed: int,
+    dataset: SequenceDataset, artifact: TokenizerArtifact, config: LLMConfig, out: Path, seed: int,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Fine-tune, resuming from ``out/checkpoints`` when it holds one; returns the training summary."""
+    """Fine-tune, resuming from ``out/checkpoints`` when it holds one; returns the training summary.
+
+    Whether the checkpoints belong to these settings is the run directory's rule
+    (``alignrec.rundir.claim``), checked before this is called.
+    """
     from transformers import TrainingArguments, set_seed
 
-    check_artifact_matches(dataset, artifact, tokens_dir)
     if config.eval_steps and config.eval_steps % config.log_steps:
         raise AlignrecError(f"llm.eval_steps={config.eval_steps} must be a multiple of llm.log_steps={config.log_steps}")
     rank, world_size = world()
     on_cpu = torch.device(device).type == "cpu"
     set_seed(seed)
-    prepared = prepare_model(config, artifact, seed)
+    prepared = build_llm(config, artifact, dataset, seed)
     rows, report = training_rows(dataset, prepared, config, seed)
     if rank == 0:
         for name, why in report["skipped"].items():
             console.print(f"[yellow]note[/]: task {name} skipped: {why}")
         write_json(out / "tasks.json", report)
-    from alignrec.decode.trie import CodeTrie
-    from alignrec.llm.recommender import LLMRecommender
-
-    trie = CodeTrie.build(artifact.codes, prepared.vocab.token_ids)
-    recommender = LLMRecommender(prepared.model, prepared.encoder, trie, prepared.pad_id, config.history,
-                                 config.beams, config.decode_batch_size, config.bf16,
-                                 prompt_title(ItemFacts(dataset), config.history_titles))
-    users = subset_users(dataset, config.eval_users, seed)
+    recommender = prepared.recommender  # validation decodes as the finished run will
+    users = fixed_users(dataset, config.eval_users, seed)
     budget, log = make_callbacks(out, config, lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -368,8 +319,8 @@ def train_llm(
     wall = time.perf_counter() - started
     summary: dict[str, Any] = {}
     if rank == 0:
-        save_adapter(trainer.model, out / "model")
-        write_json(out / "model" / "vocab.json", {
+        save_adapter(trainer.model, out / ADAPTER)
+        write_json(out / ADAPTER / VOCAB, {
             "base_vocab": prepared.vocab.base_vocab, "levels": prepared.vocab.levels,
             "codebook_size": prepared.vocab.codebook_size, "names": list(prepared.vocab.names),
             "backbone": prepared.source, "token_init": config.token_init, "pad_id": prepared.pad_id,
@@ -396,27 +347,41 @@ def train_llm(
     return summary
 
 
-def load_finetuned(  # noqa: ANN201
-    run_dir: Path, artifact: TokenizerArtifact, config: LLMConfig, seed: int, dataset: SequenceDataset,
-    device: torch.device | str = "cpu",
-):
-    """The fine-tuned recommender from ``run_dir/model`` (LoRA and code rows merged for speed); its
-    prompts are those it was trained on, titles included where ``llm.history_titles`` put them."""
-    from peft import PeftModel
+def make_tokens(context: TrainContext) -> Path:
+    """The run's ``tokens/`` (item codes from SASRec's embeddings and the items' text), made unless
+    made earlier with the same settings; tokens given to ``alignrec train llm --tokens`` are used as they are."""
+    from alignrec.tokenize.stage import summary_lines, tokenize_dataset
 
-    from alignrec.decode.trie import CodeTrie
-    from alignrec.llm.recommender import LLMRecommender
+    run, config, dataset = context.run, context.config, context.dataset
+    if run.tokens_given:
+        return run.tokens
+    settings = {"data": dataset.fingerprint(), "tokenize": to_dict(config.tokenize), "seed": config.seed,
+                "code": code_versions(), "needs": context.needs}
+    started = run.tokens.is_dir() and any(run.tokens.iterdir())
+    if claim(run.tokens, settings, "item codes", "clear", started) == "done":
+        try:
+            load_artifact(run.tokens)
+            console.print(f"[bold]tokenize[/]: done earlier, skipped ({run.tokens})")
+            return run.tokens
+        except AlignrecError:  # recorded as done but unreadable: made again
+            shutil.rmtree(run.tokens)
+            claim(run.tokens, settings, "item codes", "clear")
+    console.print("[bold]tokenize[/]: item codes")
+    seed_everything(config.seed)
+    sasrec = run.model("sasrec").path if config.tokenize.features != "text" else None
+    artifact = tokenize_dataset(dataset, sasrec, config.tokenize, config.seed, run.tokens)
+    for line in summary_lines(artifact.report):
+        console.print(line, highlight=False)
+    finish(run.tokens, settings)
+    return run.tokens
 
-    folder = run_dir / "model"
-    if not (folder / "vocab.json").is_file():
-        raise AlignrecError(f"{run_dir}: no fine-tuned model (model/vocab.json); train it with `alignrec train llm`")
-    saved = read_json(folder / "vocab.json")
-    llm = load_causal_lm(config.backbone, seed)
-    vocab = add_code_tokens(llm.model, artifact.tokens, artifact.levels, artifact.codebook_size, "random", seed=seed)
-    if (vocab.base_vocab, vocab.levels, vocab.codebook_size) != (saved["base_vocab"], saved["levels"], saved["codebook_size"]):
-        raise AlignrecError(f"{folder / 'vocab.json'}: made with another backbone or tokenizer than llm.backbone / --tokens")
-    model = PeftModel.from_pretrained(llm.model, folder).merge_and_unload().eval().to(device)
-    encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
-    trie = CodeTrie.build(artifact.codes, vocab.token_ids)
-    return LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams, config.decode_batch_size,
-                          config.bf16, prompt_title(ItemFacts(dataset), config.history_titles))
+
+def train_stage(context: TrainContext) -> dict[str, Any]:
+    """The catalog's trainer: item codes, then fine-tuning (resumed from ``llm/checkpoints``)."""
+    tokens = make_tokens(context)
+    seed_everything(context.config.seed)
+    artifact = load_artifact(tokens)
+    check_artifact_matches(context.dataset, artifact, tokens)
+    summary = train_llm(context.dataset, artifact, context.config.llm, context.run.model("llm").path,
+                        context.config.seed, context.device)
+    return {"train_time_s": summary.get("train_s"), "tokens_per_s": summary.get("tokens_per_s")}

@@ -1,4 +1,5 @@
-"""The served models: history excluded, padded, loaded from a run, and a registry open to new models."""
+"""The catalog's models as every stage sees them: history excluded, padded, loaded from a run, and a catalog
+open to new models."""
 
 from __future__ import annotations
 
@@ -6,25 +7,19 @@ import numpy as np
 import pytest
 import torch
 
+from alignrec import catalog
+from alignrec.catalog import ModelEntry, load_recommender, model_fingerprint, model_names, register_model
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
-from alignrec.serve import recommender
-from alignrec.serve.recommender import (
-    NO_ITEM,
-    PopularityRecommender,
-    RecommenderEntry,
-    SASRecRecommender,
-    load_recommender,
-    model_fingerprint,
-    recommender_names,
-    register_recommender,
-)
+from alignrec.models.mostpop import MostPop
+from alignrec.models.sasrec import SASRecRecommender
+from alignrec.recommender import NO_ITEM
 from tests.conftest import make_dataset
 
 
 def test_popularity_ranks_by_count_and_skips_the_history() -> None:
     ds = make_dataset({"a": ["x", "y", "z"], "b": ["y", "z"], "c": ["z"]})
-    pop = PopularityRecommender(ds)
+    pop = MostPop.fit(ds)
     index = ds.item_index()
     items, scores = pop.recommend([np.array([], dtype=np.int64), np.array([index["z"]])], 3)
     assert items[0].tolist() == [index["z"], index["y"], index["x"]]
@@ -35,7 +30,7 @@ def test_popularity_ranks_by_count_and_skips_the_history() -> None:
 
 def test_sasrec_excludes_history_and_orders_by_score(run_dir) -> None:
     dataset = SequenceDataset.load(run_dir / "data")
-    model = load_recommender(run_dir, "sasrec")
+    model = load_recommender(run_dir, "sasrec", dataset)
     assert isinstance(model, SASRecRecommender)
     histories = [dataset.sequence(u) for u in range(5)]
     items, scores = model.recommend(histories, 10)
@@ -62,14 +57,15 @@ def test_sasrec_pads_when_the_catalogue_runs_out(run_dir) -> None:
 
 def test_loading_names_the_missing_file_and_foreign_data(run_dir, tmp_path) -> None:
     with pytest.raises(AlignrecError, match="best_model.pt: missing"):
-        load_recommender(_run_without_model(run_dir, tmp_path), "sasrec")
+        bare = _run_without_model(run_dir, tmp_path)
+        load_recommender(bare, "sasrec", SequenceDataset.load(bare / "data"))
     other = tmp_path / "other"
     make_dataset({"a": ["x", "y"], "b": ["y", "x"]}).save(other / "data")
     (other / "sasrec").symlink_to(run_dir / "sasrec")
     with pytest.raises(AlignrecError, match="trained on other data"):
-        load_recommender(other, "sasrec")
-    with pytest.raises(AlignrecError, match="not servable; choose from"):
-        load_recommender(run_dir, "nope")
+        load_recommender(other, "sasrec", SequenceDataset.load(other / "data"))
+    with pytest.raises(AlignrecError, match="unknown; choose from"):
+        load_recommender(run_dir, "nope", SequenceDataset.load(run_dir / "data"))
 
 
 def _run_without_model(run_dir, tmp_path):
@@ -81,25 +77,26 @@ def _run_without_model(run_dir, tmp_path):
 
 
 def test_a_registered_model_is_loadable_and_fingerprinted_by_its_files(run_dir, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(recommender, "_REGISTRY", dict(recommender._REGISTRY))
+    monkeypatch.setattr(catalog, "_CATALOG", dict(catalog._CATALOG))
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"one")
 
     class Reverse:
         name = "reverse"
+        batch_size = 8
 
         def __init__(self, dataset):
             self.n = dataset.num_items
 
-        def recommend(self, histories, k):
+        def recommend(self, histories, k, exclude_history=True):
             items = np.tile(np.arange(self.n)[::-1][:k], (len(histories), 1))
             return items, np.zeros(items.shape, dtype=np.float32)
 
-    register_recommender("reverse", RecommenderEntry(lambda run, ds: Reverse(ds), lambda run: [weights]))
-    assert "reverse" in recommender_names()
-    model = load_recommender(run_dir, "reverse")
-    assert model.recommend([np.array([0])], 2)[0].tolist() == [[29, 28]]
+    register_model(ModelEntry("reverse", lambda run, ds, horizon: Reverse(ds), lambda run: [weights]))
+    assert model_names()[-1] == "reverse"
     dataset = SequenceDataset.load(run_dir / "data")
+    model = load_recommender(run_dir, "reverse", dataset)
+    assert model.recommend([np.array([0])], 2)[0].tolist() == [[29, 28]]
     before = model_fingerprint(run_dir, "reverse", dataset)
     weights.write_bytes(b"two")
     assert model_fingerprint(run_dir, "reverse", dataset) != before

@@ -1,4 +1,4 @@
-"""Fine-tuning on the tiny Llama: the loss falls, a crash resumes to the same weights, torchrun runs it."""
+"""Building and fine-tuning the LLM (``llm/build.py``, ``train/llm.py``) on the tiny Llama: the loss falls, a crash resumes to the same weights, torchrun runs it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import alignrec.llm.finetune as finetune
+import alignrec.train.llm as training
 from alignrec.data.dataset import SequenceDataset
 from alignrec.io import read_json
-from alignrec.llm.finetune import train_llm
+from alignrec.train.llm import train_llm
 from tests.llm.conftest import tiny_llm_config
 
 
@@ -25,9 +25,9 @@ def log_rows(out: Path) -> list[dict[str, str]]:
 
 
 def test_training_lowers_the_loss_and_logs_each_task(cyclic: SequenceDataset, tiny_tokens, tmp_path: Path) -> None:
-    artifact, tokens = tiny_tokens
+    artifact, _ = tiny_tokens
     config = tiny_llm_config(max_steps=30, lr=0.01, log_steps=5, eval_steps=15, save_steps=100)
-    summary = train_llm(cyclic, artifact, tokens, config, tmp_path / "run", seed=0)
+    summary = train_llm(cyclic, artifact, config, tmp_path / "run", seed=0)
     rows = log_rows(tmp_path / "run")
     assert rows[0]["step"] == "0" and rows[0]["valid_recall@10"] != ""  # the curve's starting point
     trained = [r for r in rows if r["loss"]]
@@ -42,12 +42,12 @@ def test_training_lowers_the_loss_and_logs_each_task(cyclic: SequenceDataset, ti
 def test_a_crash_resumes_to_the_uninterrupted_weights(
     cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    artifact, tokens = tiny_tokens
+    artifact, _ = tiny_tokens
     config = tiny_llm_config(max_steps=8, save_steps=4, eval_steps=0)
-    train_llm(cyclic, artifact, tokens, config, tmp_path / "straight", seed=0)
+    train_llm(cyclic, artifact, config, tmp_path / "straight", seed=0)
 
     calls = {"n": 0}
-    real = finetune.task_losses
+    real = training.task_losses
 
     def crash_after_six_steps(*args, **kwargs):
         calls["n"] += 1
@@ -55,12 +55,12 @@ def test_a_crash_resumes_to_the_uninterrupted_weights(
             raise KeyboardInterrupt("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(finetune, "task_losses", crash_after_six_steps)
+    monkeypatch.setattr(training, "task_losses", crash_after_six_steps)
     with pytest.raises(KeyboardInterrupt):
-        train_llm(cyclic, artifact, tokens, config, tmp_path / "resumed", seed=0)
+        train_llm(cyclic, artifact, config, tmp_path / "resumed", seed=0)
     assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-4").is_dir()
     calls["n"] = -100  # counts the resumed run's steps from here without crashing
-    train_llm(cyclic, artifact, tokens, config, tmp_path / "resumed", seed=0)
+    train_llm(cyclic, artifact, config, tmp_path / "resumed", seed=0)
     assert calls["n"] == -100 + 4  # only steps 5..8 ran again
 
     straight = load_file(tmp_path / "straight" / "model" / "adapter_model.safetensors")
@@ -96,8 +96,8 @@ def test_the_saved_adapter_holds_the_code_rows_without_the_embedding_matrix(tied
     from peft import LoraConfig, PeftModel, get_peft_model
 
     from alignrec.backbone import tiny_random_llama
-    from alignrec.llm.finetune import save_adapter
     from alignrec.llm.vocab import add_code_tokens
+    from alignrec.train.llm import save_adapter
 
     names = [f"<a_{i}>" for i in range(8)]
     rows = list(range(259, 267))
@@ -124,7 +124,7 @@ def test_the_recommender_prompts_as_the_model_was_trained(tmp_path: Path, histor
     """llm.history_titles reaches the recommendation prompt (it used to reach only the training windows)."""
     import numpy as np
 
-    from alignrec.llm.finetune import load_finetuned
+    from alignrec.llm.build import build_llm
     from alignrec.llm.tasks import sequential
     from alignrec.llm.tasks.context import TaskContext
     from alignrec.llm.tasks.metadata import ItemFacts
@@ -137,8 +137,8 @@ def test_the_recommender_prompts_as_the_model_was_trained(tmp_path: Path, histor
     artifact = tiny_artifact(titled)
     save_artifact(artifact, tmp_path / "tokens")
     config = tiny_llm_config(max_steps=1, eval_steps=0, save_steps=100, history_titles=str(history_titles).lower())
-    train_llm(titled, artifact, tmp_path / "tokens", config, tmp_path / "run", seed=0)
-    recommender = load_finetuned(tmp_path / "run", artifact, config, 0, titled)
+    train_llm(titled, artifact, config, tmp_path / "run", seed=0)
+    recommender = build_llm(config, artifact, titled, 0, tmp_path / "run" / "model").recommender
 
     history = titled.sequence(0)[:4]
     prompt = recommender.encoder.prompt_ids(sequential.recommendation_prompt(history, config.history))
@@ -175,6 +175,6 @@ def test_train_llm_refuses_checkpoints_made_with_other_settings(cyclic, tiny_tok
     capsys.readouterr()
     assert train("run", "llm.lr=0.5") == EXIT_USER_ERROR
     err = capsys.readouterr().err
-    assert "checkpoints made with other settings" in err and "Traceback" not in err
+    assert "training made with other llm.lr" in err and "Traceback" not in err
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()  # nothing deleted
     assert train("other", "llm.lr=0.5") == 0
