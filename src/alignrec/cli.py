@@ -170,6 +170,11 @@ def _serve_config(run: str, overrides: list[str]) -> RunConfig:
     return load_config(saved if saved.is_file() else None, overrides)
 
 
+def _shortcuts(args: argparse.Namespace, **settings: str) -> list[str]:
+    """Flags that are shortcuts for ``--set``: ``--k 20`` is ``--set serve.k=20``, checked the same way."""
+    return [f"{key}={getattr(args, flag)}" for flag, key in settings.items() if getattr(args, flag) is not None]
+
+
 def _store_url(args: argparse.Namespace) -> str:
     return args.store or f"sqlite:{Path(args.run) / 'store.sqlite'}"
 
@@ -180,11 +185,8 @@ def cmd_precompute(args: argparse.Namespace) -> None:
     from alignrec.serve.precompute import precompute
     from alignrec.serve.store import open_store
 
-    config = _serve_config(args.run, args.set).serve
-    for name in ("model", "k", "keep"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    check_config(config, "serve")
+    config = _serve_config(args.run, [*args.set, *_shortcuts(args, model="serve.model", k="serve.k",
+                                                              keep="serve.keep")]).serve
     if args.k is not None:
         items = SequenceDataset.load(RunDir(args.run).data).num_items
         if args.k > items:

@@ -420,7 +420,7 @@ class ServeConfig:
 
 @dataclass
 class RunConfig:
-    """The whole pipeline: data -> baselines -> (later) tokenizer -> LLM -> evaluation."""
+    """The whole run: the data, then each model in ``models`` trained, ranked and evaluated, side by side."""
 
     name: str = "default"
     seed: int = setting(42, Range(0, 2**32 - 1))

@@ -65,12 +65,3 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
-
-
-def describe_change(recorded: dict[str, Any] | None) -> str:
-    """``alignrec 0.1.0 -> 0.2.0, torch 2.12.0 -> 2.13.0``: how the recorded code differs from this one."""
-    now = code_versions()
-    if not recorded:
-        return f"an alignrec before {now['alignrec']} that recorded no versions"
-    changed = [f"{name} {recorded.get(name)} -> {value}" for name, value in now.items() if recorded.get(name) != value]
-    return ", ".join(changed) or "the same versions"

@@ -30,7 +30,6 @@ from rich.console import Console
 
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json, write_json
-from alignrec.provenance import describe_change
 
 RECORD = "stage.json"
 METRICS = "metrics.json"
@@ -119,7 +118,11 @@ Verdict = Literal["done", "resume", "new"]
 def _change(recorded: dict[str, Any], settings: dict[str, Any]) -> str:
     """What differs between two records: the top-level settings named, or the code versions."""
     if {**recorded, "code": settings.get("code")} == settings:
-        return f"by other code ({describe_change(recorded.get('code'))})"
+        old, new = recorded.get("code") or {}, settings.get("code") or {}
+        if not old:
+            return "by an alignrec that recorded no versions"
+        changed = [f"{name} {old.get(name)} -> {new.get(name)}" for name in new if old.get(name) != new.get(name)]
+        return f"by other code ({', '.join(changed)})"
     keys = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k) and k != "code")
     return "with other " + ", ".join(_differing(recorded, settings, keys))
 
