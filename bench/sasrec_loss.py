@@ -14,7 +14,7 @@ import dataclasses
 import tempfile
 import time
 
-from alignrec.config import SASRecConfig
+from alignrec.config import EvalConfig, SASRecConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.train.sasrec import evaluate_sasrec, train_sasrec
 
@@ -33,7 +33,7 @@ def main() -> None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
             model, state = train_sasrec(dataset, config, out, seed=42, progress=False)
-            test = evaluate_sasrec(model, dataset, "test", [10, 20], True, progress=False)
+            test = evaluate_sasrec(model, dataset, "test", EvalConfig([10, 20]), progress=False)
         results[loss] = (test.metrics, state, time.perf_counter() - started)
     print(f"dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items; "
           f"budget {args.minutes} min per loss")

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from alignrec import __version__
 from alignrec.catalog import model_names
-from alignrec.config import DataConfig, RunConfig, check_config, load_config
+from alignrec.config import DataConfig, EvalConfig, RunConfig, check_config, load_config
 from alignrec.errors import AlignrecError, ConfigError
 
 EXIT_USER_ERROR = 2
@@ -31,7 +31,7 @@ def _mapping(text: str, flag: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in pairs)}
 
 
-DEFAULT_KS = "1,5,10,20,50"
+DEFAULT_KS = ",".join(str(k) for k in EvalConfig().ks)
 INSPECT_K = 10
 
 
@@ -108,7 +108,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise ConfigError(f"--ks {args.ks!r}: the longest list in {args.predictions} has {longest} items, so "
                               f"@{ks[-1]} would only repeat @{longest}; give cut-offs up to {longest} or longer lists")
     model = args.model or Path(args.predictions).stem
-    result = evaluate_rankings(dataset, rankings, args.split, model, ks, not args.no_exclude_history)
+    result = evaluate_rankings(dataset, rankings, args.split, model, EvalConfig(ks, not args.no_exclude_history))
     settings = {"predictions": str(Path(args.predictions).resolve()), "ks": ks}
     write_evaluation(args.out, result, dataset, settings)
     row = read_json(Path(args.out) / "metrics.json")

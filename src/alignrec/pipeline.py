@@ -134,10 +134,9 @@ def run_model(
     users = fixed_users(dataset, model.test_users(config), config.seed)
     ranking_started = time.perf_counter()
     with torch.no_grad():
-        rankings = rank_users(recommender, dataset, users, "test", max(config.eval.ks), config.eval.exclude_history,
-                              progress)
+        rankings = rank_users(recommender, dataset, users, "test", config.eval, progress)
     ranking_s = time.perf_counter() - ranking_started
-    result = evaluate_rankings(dataset, rankings, "test", name, config.eval.ks, config.eval.exclude_history, users)
+    result = evaluate_rankings(dataset, rankings, "test", name, config.eval, users)
     extra.update({"wall_time_s": time.perf_counter() - started, "rank_time_s": ranking_s,
                   "rank_users_per_s": len(users) / max(ranking_s, 1e-9)})
     write_evaluation(folder.path, result, dataset, settings, extra)
@@ -153,7 +152,7 @@ def compare_on_subset(dataset: SequenceDataset, run: RunDir, config: RunConfig) 
         return None
     users = fixed_users(dataset, count, config.seed)
     folders = [run.model(m).path for m in config.models if run.model(m).rankings("test").is_file()]
-    table = subset_markdown(score_runs_on_subset(dataset, folders, users, config.eval.ks, config.eval.exclude_history))
+    table = subset_markdown(score_runs_on_subset(dataset, folders, users, config.eval))
     title = f"Test users ranked by every model (a fixed subset of {len(users)}, seed {config.seed}):"
     console.print(title)
     Console().print(table, highlight=False)

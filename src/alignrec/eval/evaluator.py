@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from alignrec.config import EvalConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import Split, eval_users, history, targets
 from alignrec.eval.metrics import coverage_at, mrr, ndcg_at, recall_at, target_rank
 from alignrec.eval.ranking import INVALID, clean_ranking
 from alignrec.io import write_json, write_jsonl
 from alignrec.provenance import environment
-
-DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20, 50)
 
 
 @dataclass
@@ -51,8 +50,7 @@ def evaluate_rankings(
     rankings: dict[int, Sequence[int]],
     split: Split,
     model: str,
-    ks: Sequence[int] = DEFAULT_KS,
-    exclude_history: bool = True,
+    settings: EvalConfig | None = None,
     users: np.ndarray | None = None,
 ) -> EvalResult:
     """Recall@K, NDCG@K, MRR, coverage@K and the invalid-id share over all evaluable users
@@ -61,6 +59,8 @@ def evaluate_rankings(
     Users absent from ``rankings`` count as misses. MRR is over the scored list
     (length ``max(ks)``): a target ranked lower contributes 0.
     """
+    settings = settings or EvalConfig()
+    ks, exclude_history = settings.ks, settings.exclude_history
     evaluable = eval_users(dataset)
     if users is None:
         users = evaluable

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
+from alignrec.config import EvalConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import Split, history
 from alignrec.recommender import NO_ITEM, Recommender
@@ -41,11 +42,11 @@ def rank_users(
     dataset: SequenceDataset,
     users: np.ndarray,
     split: Split,
-    n: int,
-    exclude_history: bool = True,
+    settings: EvalConfig,
     progress: bool = True,
 ) -> dict[int, list[int]]:
-    """Top-``n`` internal item ids of ``users`` at ``split`` from any model, through the contract.
+    """The list each of ``users`` gets at ``split`` from any model, through the contract: the best
+    ``max(settings.ks)`` internal item ids, the history left out unless ``settings`` say otherwise.
 
     Users go in order of history length, in the recommender's own batch size: similar
     lengths in a batch let sequence models trim padding. ``NO_ITEM`` pads are dropped.
@@ -58,7 +59,7 @@ def rank_users(
         for start in range(0, len(users), size):
             batch = users[start : start + size]
             histories = [history(dataset, int(u), split) for u in batch]
-            items, _ = recommender.recommend(histories, n, exclude_history)
+            items, _ = recommender.recommend(histories, max(settings.ks), settings.exclude_history)
             rankings.update({int(u): row[row != NO_ITEM].tolist() for u, row in zip(batch, items, strict=True)})
             bar.update(len(batch))
     return rankings

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from alignrec.config import EvalConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import eval_users, history, targets
 from alignrec.eval.metrics import target_rank
@@ -42,10 +43,10 @@ def interval(values: np.ndarray) -> tuple[float, float]:
 
 
 def subset_scores(
-    dataset: SequenceDataset, rankings: dict[int, Sequence[int]], users: np.ndarray, ks: Sequence[int],
-    exclude_history: bool = True,
+    dataset: SequenceDataset, rankings: dict[int, Sequence[int]], users: np.ndarray, settings: EvalConfig,
 ) -> dict[str, tuple[float, float]]:
     """metric@k -> (mean, 95% half-width) over ``users`` (test split)."""
+    ks, exclude_history = settings.ks, settings.exclude_history
     goal = targets(dataset, users, "test")
     ranks = []
     for user, target in zip(users.tolist(), goal.tolist(), strict=True):
@@ -61,15 +62,14 @@ def subset_scores(
 
 
 def score_runs_on_subset(
-    dataset: SequenceDataset, run_dirs: Sequence[Path], users: np.ndarray, ks: Sequence[int],
-    exclude_history: bool = True,
+    dataset: SequenceDataset, run_dirs: Sequence[Path], users: np.ndarray, settings: EvalConfig,
 ) -> list[dict[str, Any]]:
     """Each run's ``rankings_test.jsonl`` scored on ``users``."""
     rows = []
     for run in run_dirs:
         rankings = read_predictions(run / "rankings_test.jsonl", dataset)
         rows.append({"model": run.name, "users": int(len(users)),
-                     "scores": subset_scores(dataset, rankings, users, ks, exclude_history)})
+                     "scores": subset_scores(dataset, rankings, users, settings)})
     return rows
 
 

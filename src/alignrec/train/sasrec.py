@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from alignrec.config import SASRecConfig, check_config
+from alignrec.config import EvalConfig, SASRecConfig, check_config
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import Split, eval_users, train_sequence
 from alignrec.eval.evaluator import EvalResult, evaluate_rankings
@@ -165,12 +165,11 @@ def learning_rate(config: SASRecConfig, step: int, total_steps: int) -> float:
 
 
 def evaluate_sasrec(
-    model: SASRec, dataset: SequenceDataset, split: Split, ks: list[int], exclude_history: bool, progress: bool = True
+    model: SASRec, dataset: SequenceDataset, split: Split, settings: EvalConfig, progress: bool = True
 ) -> EvalResult:
     """Every evaluable user ranked through the recommender contract, as every model is."""
-    rankings = rank_users(SASRecRecommender(model), dataset, eval_users(dataset), split, max(ks), exclude_history,
-                          progress)
-    return evaluate_rankings(dataset, rankings, split, "sasrec", ks, exclude_history)
+    rankings = rank_users(SASRecRecommender(model), dataset, eval_users(dataset), split, settings, progress)
+    return evaluate_rankings(dataset, rankings, split, "sasrec", settings)
 
 
 @dataclass
@@ -286,7 +285,7 @@ def train_sasrec(
         if final_fit:  # the validation item is training data now: the last epoch's weights are kept
             state.best_epoch = epoch
         elif epoch % config.eval_every == 0 or epoch == config.epochs:
-            valid = evaluate_sasrec(scored, dataset, "valid", [10], exclude_history, progress)
+            valid = evaluate_sasrec(scored, dataset, "valid", EvalConfig([10], exclude_history), progress)
             row["valid_ndcg@10"] = valid.metrics["ndcg@10"]
             row["valid_recall@10"] = valid.metrics["recall@10"]
             if valid.metrics["ndcg@10"] > state.best_score:
