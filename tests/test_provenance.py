@@ -63,6 +63,7 @@ def test_a_rerun_by_other_code_recomputes_cheap_stages_and_refuses_the_sasrec_tr
     assert main(run_args(lcrec_dir, out)) == 0
     assert "mostpop: done earlier, skipped" in capsys.readouterr().err  # same code: nothing redone
 
+    records = [(out / "sasrec" / name).read_text() for name in ("stage.json", "evaluation.json")]
     other_code()
     code = main(run_args(lcrec_dir, out))
     err = capsys.readouterr().err
@@ -72,6 +73,8 @@ def test_a_rerun_by_other_code_recomputes_cheap_stages_and_refuses_the_sasrec_tr
     refusal = [line for line in err.splitlines() if "sasrec's training made by other code" in line]
     assert len(refusal) == 1 and "Traceback" not in err
     assert f"alignrec {alignrec.__version__} -> 99.0.0" in refusal[0] and f"delete {out / 'sasrec'}" in refusal[0]
+
+    assert [(out / "sasrec" / name).read_text() for name in ("stage.json", "evaluation.json")] == records
 
     # Following the message recomputes SASRec with this code.
     import shutil

@@ -116,6 +116,10 @@ def run_model(
                                  progress=False))
         return {}
     settings = evaluation_settings(name, dataset, config)
+    trained = training_settings(name, dataset, config) if trainer is not None else None
+    if trained is not None:  # first: a refused training run must leave every record as it was
+        claim(folder.path, trained, f"{name}'s training", "refuse",
+              started=_has_outputs(folder.path) and not (folder.path / RECORD).is_file())
     if claim(folder.path, settings, f"{name}'s evaluation", "overwrite", record=EVALUATION_RECORD) == "done" \
             and folder.metrics.is_file():
         console.print(f"[bold]{name}[/]: done earlier, skipped ({folder.metrics})")
@@ -123,10 +127,7 @@ def run_model(
     console.print(f"[bold]{name}[/]: {'training and ' if model.train else ''}evaluating")
     started = time.perf_counter()
     extra: dict[str, Any] = {}
-    if trainer is not None:
-        trained = training_settings(name, dataset, config)
-        claim(folder.path, trained, f"{name}'s training", "refuse",
-              started=_has_outputs(folder.path) and not (folder.path / RECORD).is_file())
+    if trainer is not None and trained is not None:
         seed_everything(config.seed)
         extra = trainer(TrainContext(dataset, run, config, device, trained["needs"], progress))
         finish(folder.path, trained)
