@@ -62,11 +62,9 @@ def main() -> None:
 
     codes, size = catalogue(args)
     levels = codes.shape[1]
-    model, encode, _ = load_causal_lm(args.model, seed=args.seed)
-    model.eval()
+    llm = load_causal_lm(args.model, seed=args.seed)
+    model, encode, pad = llm.model.eval(), llm.encode, llm.pad_id
     trie = CodeTrie.build(codes, add_code_tokens(model, levels, size))
-    pad = model.generation_config.pad_token_id
-    pad = pad if isinstance(pad, int) else 0
 
     rng = np.random.default_rng(args.seed)
     head, tail = encode([INSTRUCTION, QUESTION])
