@@ -130,7 +130,24 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from alignrec.eval.compare import collect_metrics, print_comparison
 
-    print_comparison(collect_metrics(args.runs))
+    rows = collect_metrics(args.runs)
+    print_comparison(rows)
+    if args.baseline is None:
+        return
+    from alignrec.data.dataset import SequenceDataset
+    from alignrec.eval.paired import common_users, paired_markdown, paired_rows, read_rankings
+    from alignrec.rundir import RunDir
+
+    data = Path(args.data) if args.data else RunDir(args.runs[0]).data
+    dataset = SequenceDataset.load(data)
+    rankings = read_rankings(dataset, [Path(row["path"]) for row in rows])
+    if len(rankings) < len(rows):
+        raise ConfigError("--baseline: two compared folders share a name; compare each model once")
+    users = common_users(dataset, rankings)
+    settings = EvalConfig([10, 20])
+    print(f"Against {args.baseline} on the {len(users)} users every model ranked (paired sign-flip permutation "
+          "test, 10,000 resamples, two-sided):")
+    print(paired_markdown(paired_rows(dataset, rankings, args.baseline, users, settings), args.baseline))
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -313,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="one table of the metrics of several runs")
     compare.add_argument("runs", nargs="+", help="run directories or metrics.json files")
+    compare.add_argument("--baseline", metavar="MODEL",
+                         help="test every model against this one on the same users: relative change and the "
+                              "p-value of a paired sign-flip permutation test")
+    compare.add_argument("--data", help="the prepared dataset the rankings are of (default: FIRST_RUN/data)")
     compare.set_defaults(handler=cmd_compare)
 
     tokenize = commands.add_parser(

@@ -160,6 +160,27 @@ def compare_on_subset(dataset: SequenceDataset, run: RunDir, config: RunConfig) 
     return f"{title}\n\n{table}"
 
 
+PAIRED_BASELINE = "sasrec"
+"""The model every other is tested against in ``comparison.md``: the one to beat."""
+
+
+def compare_paired(dataset: SequenceDataset, run: RunDir, config: RunConfig) -> str | None:
+    """Every model against SASRec on the users all of them ranked: relative change and paired p-value."""
+    from alignrec.eval.paired import common_users, paired_markdown, paired_rows, read_rankings
+
+    if PAIRED_BASELINE not in config.models or len(config.models) < 2:
+        return None
+    rankings = read_rankings(dataset, [run.model(m).path for m in _ordered(config.models)])
+    users = common_users(dataset, rankings)
+    table = paired_markdown(paired_rows(dataset, rankings, PAIRED_BASELINE, users, config.eval, seed=config.seed),
+                            PAIRED_BASELINE)
+    title = (f"Against {PAIRED_BASELINE} on the {len(users)} users every model ranked: change relative to it and "
+             "the p-value of a paired sign-flip permutation test (10,000 resamples, two-sided):")
+    console.print(title)
+    Console().print(table, highlight=False)
+    return f"{title}\n\n{table}"
+
+
 def _ordered(models: list[str]) -> list[str]:
     """The catalog's order (the order of every table), models outside it last."""
     known = model_names()
@@ -186,6 +207,7 @@ def run_pipeline(config: RunConfig, out: str | Path, progress: bool = True) -> d
     rows = collect_metrics([run.model(m).path for m in _ordered(config.models)])
     print_comparison(rows, Console())
     subset_table = compare_on_subset(dataset, run, config)
+    paired_table = compare_paired(dataset, run, config)
     summary = {
         "name": config.name,
         "dataset": dataset.name,
@@ -197,8 +219,9 @@ def run_pipeline(config: RunConfig, out: str | Path, progress: bool = True) -> d
     write_json(run.summary, summary)
     with atomic_open(run.comparison) as handle:
         handle.write(markdown_table(rows) + "\n")
-        if subset_table:
-            handle.write("\n" + subset_table + "\n")
+        for table in (subset_table, paired_table):
+            if table:
+                handle.write("\n" + table + "\n")
     from alignrec.report.build import write_report
 
     console.print(f"[bold]report[/]: {write_report(run.root)[0]}")

@@ -42,23 +42,34 @@ def interval(values: np.ndarray) -> tuple[float, float]:
     return mean, Z95 * spread / math.sqrt(n) if n else 0.0
 
 
+def user_ranks(
+    dataset: SequenceDataset, rankings: dict[int, Sequence[int]], users: np.ndarray, settings: EvalConfig,
+) -> np.ndarray:
+    """Each of ``users``' test target's rank in its cleaned list (0 = not in the first max(ks))."""
+    goal = targets(dataset, users, "test")
+    ranks = []
+    for user, target in zip(users.tolist(), goal.tolist(), strict=True):
+        seen = history(dataset, user, "test") if settings.exclude_history else ()
+        ranks.append(target_rank(clean_ranking(rankings.get(user, []), seen, max(settings.ks)), target))
+    return np.asarray(ranks)
+
+
+def per_user(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """metric@k -> each user's value (Recall@k a 0/1 hit, NDCG@k the discounted gain)."""
+    values = {}
+    for k in ks:
+        hit = (ranks > 0) & (ranks <= k)
+        values[f"recall@{k}"] = hit.astype(float)
+        values[f"ndcg@{k}"] = np.where(hit, 1 / np.log2(np.maximum(ranks, 1) + 1), 0.0)
+    return values
+
+
 def subset_scores(
     dataset: SequenceDataset, rankings: dict[int, Sequence[int]], users: np.ndarray, settings: EvalConfig,
 ) -> dict[str, tuple[float, float]]:
     """metric@k -> (mean, 95% half-width) over ``users`` (test split)."""
-    ks, exclude_history = settings.ks, settings.exclude_history
-    goal = targets(dataset, users, "test")
-    ranks = []
-    for user, target in zip(users.tolist(), goal.tolist(), strict=True):
-        seen = history(dataset, user, "test") if exclude_history else ()
-        ranks.append(target_rank(clean_ranking(rankings.get(user, []), seen, max(ks)), target))
-    rank = np.asarray(ranks)
-    scores = {}
-    for k in ks:
-        hit = (rank > 0) & (rank <= k)
-        scores[f"recall@{k}"] = interval(hit.astype(float))
-        scores[f"ndcg@{k}"] = interval(np.where(hit, 1 / np.log2(np.maximum(rank, 1) + 1), 0.0))
-    return scores
+    values = per_user(user_ranks(dataset, rankings, users, settings), settings.ks)
+    return {name: interval(value) for name, value in values.items()}
 
 
 def score_runs_on_subset(
