@@ -70,7 +70,7 @@ class ModelEntry:
     files: str | Callable[[RunDir], list[Path]] = lambda run: []
     """The files that define the trained model; their hashes fingerprint it without loading it."""
     train: str | Callable[..., dict[str, Any]] | None = None
-    """``train(context: alignrec.pipeline.StageContext)`` -> figures for metrics.json; None: nothing to train."""
+    """``train(context: TrainContext)`` -> figures for metrics.json; None: nothing to train."""
     sections: tuple[str, ...] = ()
     """Config sections its training depends on (a change there means another model)."""
     not_trained: tuple[str, ...] = ()

@@ -135,7 +135,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if args.baseline is None:
         return
     from alignrec.data.dataset import SequenceDataset
-    from alignrec.eval.paired import common_users, paired_markdown, paired_rows, read_rankings
+    from alignrec.eval.paired import common_users, paired_markdown, paired_rows
+    from alignrec.eval.subset import read_rankings
     from alignrec.rundir import RunDir
 
     data = Path(args.data) if args.data else RunDir(args.runs[0]).data

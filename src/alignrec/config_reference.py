@@ -63,18 +63,17 @@ def _type(annotation: Any) -> str:
 
 def render() -> str:
     """The whole reference as Markdown."""
-    hints = {cls: typing.get_type_hints(cls, vars(config_module)) for cls in _sections(RunConfig).values()}
     lines = ["# Configuration reference", "",
              "Generated from `src/alignrec/config.py` by `python -m alignrec.config_reference > docs/config.md`; "
              "do not edit by hand. Set any key in a YAML file (`--config`) or with `--set key=value`.", ""]
     for prefix, cls in _sections(RunConfig).items():
-        docs = _docstrings(cls)
+        docs, hints = _docstrings(cls), typing.get_type_hints(cls, vars(config_module))
         lines += [f"## `{prefix or 'top level'}`", ""]
         if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("):
             lines += [" ".join(cls.__doc__.split()), ""]
         lines += ["| key | type | default | rules | description |", "|---|---|---|---|---|"]
         for item in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[cls][item.name]):
+            if dataclasses.is_dataclass(hints[item.name]):
                 continue
             key = f"{prefix}.{item.name}" if prefix else item.name
             rules = "; ".join(_rule(r) for r in item.metadata.get("checks", ())).replace("|", "\\|")

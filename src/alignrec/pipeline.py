@@ -28,7 +28,7 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.compare import collect_metrics, markdown_table, print_comparison
 from alignrec.eval.evaluator import evaluate_rankings, write_evaluation
 from alignrec.eval.ranking import rank_users
-from alignrec.eval.subset import fixed_users, score_runs_on_subset, subset_markdown
+from alignrec.eval.subset import fixed_users, read_rankings, score_on_subset, subset_markdown
 from alignrec.io import atomic_open, read_json, sha256_file, write_json
 from alignrec.provenance import code_versions, environment
 from alignrec.rundir import RECORD, RunDir, claim, finish
@@ -145,15 +145,16 @@ def run_model(
     return read_json(folder.metrics)
 
 
-def compare_on_subset(dataset: SequenceDataset, run: RunDir, config: RunConfig) -> str | None:
+def compare_on_subset(
+    dataset: SequenceDataset, rankings: dict[str, dict[int, list[int]]], config: RunConfig
+) -> str | None:
     """When a model ranked a user subset, every model again on exactly those users (with 95% CIs)."""
     counts = [entry(m).test_users(config) for m in config.models]
     count = min((c for c in counts if c > 0), default=0)
     if count <= 0:
         return None
     users = fixed_users(dataset, count, config.seed)
-    folders = [run.model(m).path for m in config.models if run.model(m).rankings("test").is_file()]
-    table = subset_markdown(score_runs_on_subset(dataset, folders, users, config.eval))
+    table = subset_markdown(score_on_subset(dataset, rankings, users, config.eval))
     title = f"Test users ranked by every model (a fixed subset of {len(users)}, seed {config.seed}):"
     console.print(title)
     Console().print(table, highlight=False)
@@ -164,13 +165,14 @@ PAIRED_BASELINE = "sasrec"
 """The model every other is tested against in ``comparison.md``: the one to beat."""
 
 
-def compare_paired(dataset: SequenceDataset, run: RunDir, config: RunConfig) -> str | None:
+def compare_paired(
+    dataset: SequenceDataset, rankings: dict[str, dict[int, list[int]]], config: RunConfig
+) -> str | None:
     """Every model against SASRec on the users all of them ranked: relative change and paired p-value."""
-    from alignrec.eval.paired import common_users, paired_markdown, paired_rows, read_rankings
+    from alignrec.eval.paired import common_users, paired_markdown, paired_rows
 
-    if PAIRED_BASELINE not in config.models or len(config.models) < 2:
+    if PAIRED_BASELINE not in rankings or len(rankings) < 2:
         return None
-    rankings = read_rankings(dataset, [run.model(m).path for m in _ordered(config.models)])
     users = common_users(dataset, rankings)
     table = paired_markdown(paired_rows(dataset, rankings, PAIRED_BASELINE, users, config.eval, seed=config.seed),
                             PAIRED_BASELINE)
@@ -204,10 +206,12 @@ def run_pipeline(config: RunConfig, out: str | Path, progress: bool = True) -> d
         run_model(name, dataset, run, config, progress)
     if int(os.environ.get("RANK", 0)) != 0:
         return {}
-    rows = collect_metrics([run.model(m).path for m in _ordered(config.models)])
+    folders = [run.model(m).path for m in _ordered(config.models)]
+    rows = collect_metrics(folders)
     print_comparison(rows, Console())
-    subset_table = compare_on_subset(dataset, run, config)
-    paired_table = compare_paired(dataset, run, config)
+    rankings = read_rankings(dataset, folders)  # read once, for both tables on the same users
+    subset_table = compare_on_subset(dataset, rankings, config)
+    paired_table = compare_paired(dataset, rankings, config)
     summary = {
         "name": config.name,
         "dataset": dataset.name,

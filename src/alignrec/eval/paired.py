@@ -12,7 +12,6 @@ least as far from 0 as the observed one (two-sided; seeded, so reruns agree;
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ from alignrec.config import EvalConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import eval_users
 from alignrec.errors import AlignrecError
-from alignrec.eval.predictions import read_predictions
 from alignrec.eval.subset import per_user, user_ranks
 
 RESAMPLES = 10_000
@@ -70,17 +68,6 @@ def common_users(dataset: SequenceDataset, rankings: dict[str, dict[int, Sequenc
     for lists in rankings.values():
         users = users[np.isin(users, np.fromiter(lists, dtype=np.int64, count=len(lists)))]
     return users
-
-
-def read_rankings(dataset: SequenceDataset, folders: Sequence[Path]) -> dict[str, dict[int, list[int]]]:
-    """Each model folder's ``rankings_test.jsonl`` by its folder's name."""
-    found = {}
-    for folder in folders:
-        path = Path(folder) / "rankings_test.jsonl"
-        if not path.is_file():
-            raise AlignrecError(f"{path}: missing; a paired comparison needs every model's test rankings")
-        found[Path(folder).name] = read_predictions(path, dataset)
-    return found
 
 
 def paired_markdown(rows: list[dict[str, Any]], baseline: str) -> str:

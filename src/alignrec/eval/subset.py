@@ -18,6 +18,7 @@ import numpy as np
 from alignrec.config import EvalConfig
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import eval_users, history, targets
+from alignrec.errors import AlignrecError
 from alignrec.eval.metrics import target_rank
 from alignrec.eval.predictions import read_predictions
 from alignrec.eval.ranking import clean_ranking
@@ -72,16 +73,23 @@ def subset_scores(
     return {name: interval(value) for name, value in values.items()}
 
 
-def score_runs_on_subset(
-    dataset: SequenceDataset, run_dirs: Sequence[Path], users: np.ndarray, settings: EvalConfig,
+def read_rankings(dataset: SequenceDataset, folders: Sequence[Path]) -> dict[str, dict[int, list[int]]]:
+    """Each model folder's ``rankings_test.jsonl`` (internal ids) by the folder's name."""
+    found = {}
+    for folder in folders:
+        path = Path(folder) / "rankings_test.jsonl"
+        if not path.is_file():
+            raise AlignrecError(f"{path}: missing; comparing on the same users needs every model's test rankings")
+        found[Path(folder).name] = read_predictions(path, dataset)
+    return found
+
+
+def score_on_subset(
+    dataset: SequenceDataset, rankings: dict[str, dict[int, list[int]]], users: np.ndarray, settings: EvalConfig,
 ) -> list[dict[str, Any]]:
-    """Each run's ``rankings_test.jsonl`` scored on ``users``."""
-    rows = []
-    for run in run_dirs:
-        rankings = read_predictions(run / "rankings_test.jsonl", dataset)
-        rows.append({"model": run.name, "users": int(len(users)),
-                     "scores": subset_scores(dataset, rankings, users, settings)})
-    return rows
+    """Each model's saved rankings scored on ``users``."""
+    return [{"model": name, "users": int(len(users)), "scores": subset_scores(dataset, lists, users, settings)}
+            for name, lists in rankings.items()]
 
 
 def subset_markdown(rows: list[dict[str, Any]], columns: Sequence[str] = ("recall@10", "ndcg@10", "recall@20")) -> str:

@@ -220,7 +220,7 @@ def model_files(run: RunDir) -> list[Path]:
     return [run.model("sasrec").file(BEST)]
 
 
-def load(folder: ModelDir, dataset: SequenceDataset, device: torch.device | str = "cpu") -> SASRec:
+def load(folder: ModelDir, dataset: SequenceDataset) -> SASRec:
     """The evaluated weights in ``folder``, checked against the data they were trained on."""
     best, checkpoint = folder.file(BEST), folder.file(CHECKPOINT)
     for path in (best, checkpoint):
@@ -232,7 +232,7 @@ def load(folder: ModelDir, dataset: SequenceDataset, device: torch.device | str 
         raise AlignrecError(f"{checkpoint}: trained on other data than this run's; use the run it was trained in")
     model = SASRec(dataset.num_items, SASRecConfig(**saved["config"]))
     model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
-    return model.to(device)
+    return model
 
 
 def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | None = None) -> SASRecRecommender:
