@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from transformers import MistralConfig, MistralForCausalLM
 
 from alignrec.backbone import tiny_random_llama
-from alignrec.decode import CodeTrie, constrained_beam_search
+from alignrec.decode import CodeTrie, constrained_beam_search, search_and_score
 from alignrec.decode.reference import generate_top_k
 from alignrec.errors import AlignrecError
 
@@ -183,3 +183,53 @@ def test_a_sliding_window_model_matches_generate_too() -> None:
     assert np.array_equal(items, ref_items)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
 
+
+
+def test_candidate_scores_are_the_beams_scores_and_any_items_exact_score() -> None:
+    levels, size, beams = 3, 6, 8
+    rng = np.random.default_rng(11)
+    n = 120
+    trie = CodeTrie.build(random_codes(rng, n, levels, size), level_tokens(levels, size))
+    model = model_with_codes(levels * size)
+    prompts = prompts_of(rng, [5, 13, 2])
+    exclude = [rng.choice(n, 10, replace=False) for _ in prompts]
+    items, scores = constrained_beam_search(model, prompts, trie, beams=beams, k=beams, pad_token_id=PAD,
+                                            exclude=exclude)
+    others = rng.integers(0, n, size=(len(prompts), 5))
+    asked = np.concatenate([items, others, np.full((len(prompts), 1), -1)], axis=1)
+    same_items, same_scores, scored = search_and_score(model, prompts, trie, beams=beams, k=beams,
+                                                       pad_token_id=PAD, exclude=exclude, candidates=asked,
+                                                       batch_size=2)
+    assert np.array_equal(same_items, items)
+    np.testing.assert_allclose(same_scores, scores, atol=1e-5)  # another batch size: rounding only
+    np.testing.assert_allclose(scored[:, :beams], scores, atol=1e-4)  # a beam's score is its item's
+    assert np.isneginf(scored[:, -1]).all()  # a pad has no score
+    # The reference: one forward per candidate over prompt + its whole code sequence.
+    for row, prompt in enumerate(prompts):
+        for column in range(beams, beams + 5):
+            codes = trie.item_tokens(int(asked[row, column]))
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([prompt + codes])).logits[0].log_softmax(-1)
+            expected = sum(float(logits[len(prompt) - 1 + level, token]) for level, token in enumerate(codes))
+            assert scored[row, column] == pytest.approx(expected, abs=1e-4)
+
+
+def test_only_restricts_the_search_to_each_prompts_own_items() -> None:
+    levels, size = 3, 6
+    rng = np.random.default_rng(5)
+    n = 100
+    trie = CodeTrie.build(random_codes(rng, n, levels, size), level_tokens(levels, size))
+    model = model_with_codes(levels * size)
+    prompts = prompts_of(rng, [4, 9])
+    only = [rng.choice(n, 12, replace=False), rng.choice(n, 3, replace=False)]
+    exclude = [only[0][:2], []]
+    items, scores = constrained_beam_search(model, prompts, trie, beams=6, k=6, pad_token_id=PAD,
+                                            only=only, exclude=exclude)
+    assert set(items[0].tolist()) <= set(only[0][2:].tolist())
+    assert set(items[1][:3].tolist()) == set(only[1].tolist()) and (items[1][3:] == -1).all()
+    # With beams as wide as the candidates, the search is an exact re-ranking of them.
+    _, _, exact = search_and_score(model, prompts[1:], trie, beams=6, k=3, pad_token_id=PAD,
+                                   candidates=only[1][None, :])
+    order = np.argsort(-exact[0], kind="stable")
+    assert items[1][:3].tolist() == only[1][order].tolist()
+    np.testing.assert_allclose(scores[1][:3], exact[0][order], atol=1e-4)

@@ -99,3 +99,24 @@ def test_the_trie_spells_exactly_the_items_not_excluded(seed: int) -> None:
     counts = trie.alive_counts([sorted(exclude)])[0]
     assert int(counts[0]) == n - len(exclude)
     assert torch.equal(trie.leaf_item[trie.item_path[:, -1]], torch.arange(n))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_trie_of_allowed_items_counts_as_excluding_all_the_others(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    levels, size = int(rng.integers(1, 4)), int(rng.integers(1, 6))
+    n = int(rng.integers(1, size**levels + 1))
+    codes = np.array(np.unravel_index(rng.choice(size**levels, n, replace=False), (size,) * levels)).T
+    trie = CodeTrie.build(codes, rng.permutation(1000)[: levels * size].reshape(levels, size))
+    allowed = rng.choice(n, int(rng.integers(0, n + 1)), replace=False)
+    exclude = rng.choice(n, int(rng.integers(0, n + 1)), replace=False)
+    kept = np.setdiff1d(allowed, exclude)
+    others = np.setdiff1d(np.arange(n), kept)
+    assert torch.equal(trie.allowed_counts([allowed], [exclude])[0], trie.alive_counts([others])[0])
+    assert torch.equal(trie.allowed_counts([np.arange(n)])[0], trie.leaf_count)
+
+
+def test_allowed_items_outside_the_trie_are_named() -> None:
+    with pytest.raises(AlignrecError, match=r"only\[0\]: item id 7"):
+        small().allowed_counts([[7]])

@@ -4,7 +4,7 @@ trie (every item's code sequence compiled into tensors) -> beam (batched beam se
 that prefills once, shares the KV cache across beams and can only follow the trie).
 """
 
-from alignrec.decode.beam import constrained_beam_search
+from alignrec.decode.beam import constrained_beam_search, search_and_score
 from alignrec.decode.trie import CodeTrie
 
-__all__ = ["CodeTrie", "constrained_beam_search"]
+__all__ = ["CodeTrie", "constrained_beam_search", "search_and_score"]

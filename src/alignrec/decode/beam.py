@@ -11,6 +11,7 @@ vocabulary), so the results match it; no prefix outside the trie can ever be kep
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Collection, Sequence
 
@@ -33,24 +34,59 @@ def constrained_beam_search(
     exclude: Sequence[Collection[int]] | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    only: Sequence[Collection[int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Items [len(prompts), k] int64 and their scores [len(prompts), k] float32, best first.
 
     A score is the sum of the log-probabilities of the item's code tokens after the
-    prompt. ``exclude[i]`` are item ids never to return for prompt ``i``. Rows hold -1
-    (score -inf) only where fewer than ``k`` items are left to recommend.
+    prompt. ``exclude[i]`` are item ids never to return for prompt ``i``; ``only[i]``, when
+    given, the only items prompt ``i`` may return (its search follows a trie of those alone,
+    as a cascade over another model's candidates does). Rows hold -1 (score -inf) only where
+    fewer than ``k`` items are left to recommend.
+    """
+    items, scores, _ = search_and_score(model, prompts, trie, beams=beams, k=k, pad_token_id=pad_token_id,
+                                        exclude=exclude, batch_size=batch_size, progress=progress, only=only)
+    return items, scores
+
+
+def search_and_score(
+    model: torch.nn.Module,
+    prompts: list[list[int]],
+    trie: CodeTrie,
+    *,
+    beams: int,
+    k: int,
+    pad_token_id: int,
+    exclude: Sequence[Collection[int]] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    only: Sequence[Collection[int]] | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`constrained_beam_search`, and the exact score of every item in ``candidates``
+    ([len(prompts), C], -1 pads; score -inf there) after the same prompts, from the same prefill.
+
+    Why one pass: a candidate the beams pruned (another model's pick) still needs the LLM's
+    log-probability of its whole code sequence. Scoring it reuses the prompt's KV cache and
+    feeds all of its code tokens at once, so it costs one short forward, not a second prefill.
     """
     if beams < 1 or not 1 <= k <= beams:
         raise AlignrecError(f"beam search: need 1 <= k <= beams, got k={k}, beams={beams}; raise beams or lower k")
     if batch_size < 1:
         raise AlignrecError(f"beam search: batch_size must be >= 1, got {batch_size}")
-    if exclude is not None and len(exclude) != len(prompts):
-        raise AlignrecError(f"beam search: exclude has {len(exclude)} rows for {len(prompts)} prompts")
+    for name, rows in (("exclude", exclude), ("only", only), ("candidates", candidates)):
+        if rows is not None and len(rows) != len(prompts):
+            raise AlignrecError(f"beam search: {name} has {len(rows)} rows for {len(prompts)} prompts")
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=np.int64).reshape(len(prompts), -1)
+        if candidates.size and (candidates.max() >= trie.num_items or candidates.min() < -1):
+            raise AlignrecError(f"beam search: candidates must be item ids in [0, {trie.num_items}) or -1")
     empty = [i for i, prompt in enumerate(prompts) if len(prompt) == 0]
     if empty:
         raise AlignrecError(f"beam search: prompt {empty[0]} is empty; every prompt needs at least one token")
     items = np.full((len(prompts), k), -1, dtype=np.int64)
     scores = np.full((len(prompts), k), -np.inf, dtype=np.float32)
+    candidate_scores = None if candidates is None else np.full(candidates.shape, -np.inf, dtype=np.float32)
     device = next(model.parameters()).device
     on_device = trie.to(device)
     # Prompts of similar length share a batch: less padding to compute.
@@ -61,17 +97,23 @@ def constrained_beam_search(
     try:
         with torch.inference_mode():
             for rows in tqdm(batches, desc="beam search", unit="batch", disable=not progress, leave=False):
-                if exclude is None:
+                if only is not None:
+                    alive = on_device.allowed_counts([only[row] for row in rows],
+                                                     None if exclude is None else [exclude[row] for row in rows])
+                elif exclude is None:
                     alive = on_device.leaf_count.expand(len(rows), -1)
                 else:
                     alive = on_device.alive_counts([exclude[row] for row in rows])
-                found, found_scores = _search(model, [prompts[row] for row in rows], on_device, alive,
-                                              beams, pad_token_id)
+                asked = None if candidates is None else torch.as_tensor(candidates[rows], device=device)
+                found, found_scores, scored = _search(model, [prompts[row] for row in rows], on_device, alive,
+                                                      beams, pad_token_id, asked)
                 items[rows] = found[:, :k].cpu().numpy()
                 scores[rows] = found_scores[:, :k].float().cpu().numpy()
+                if candidate_scores is not None and scored is not None:
+                    candidate_scores[rows] = scored.float().cpu().numpy()
     finally:
         model.train(was_training)
-    return items, scores
+    return items, scores, candidate_scores
 
 
 def left_pad(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,8 +141,10 @@ def _search(
     alive: torch.Tensor,
     beams: int,
     pad_token_id: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch: items [P, beams] (-1 where no item) and scores [P, beams], best first."""
+    candidates: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One batch: items [P, beams] (-1 where no item) and scores [P, beams], best first, and the
+    scores of ``candidates`` [P, C] (None when none are asked)."""
     from transformers import DynamicCache
 
     device = trie.children.device
@@ -120,6 +164,10 @@ def _search(
             f"beam search: code token id {trie.max_token_id} is outside the model's vocabulary "
             f"({logits.shape[-1]}); add the code tokens to the model first"
         )
+    scored = None
+    if candidates is not None and candidates.shape[1]:
+        scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates,
+                                   cache_name)
 
     size, dead = trie.codebook_size, trie.dead
     node = torch.zeros((batch, 1), dtype=torch.int64, device=device)  # every prompt starts at the root
@@ -168,4 +216,41 @@ def _search(
     live = torch.isfinite(score)
     if (items[live] < 0).any():
         raise AlignrecError("beam search: a finished beam is not an item; the trie is inconsistent")
-    return torch.where(live, items, -1), score
+    return torch.where(live, items, -1), score, scored
+
+
+def _score_candidates(
+    model: torch.nn.Module,
+    cache: object,
+    first_logits: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    trie: CodeTrie,
+    candidates: torch.Tensor,
+    cache_name: str,
+) -> torch.Tensor:
+    """[P, C] summed code log-probabilities of each candidate after its prompt (-inf at -1 pads).
+
+    ``cache`` is a copy of the prompts' cache (consumed); ``first_logits`` their last logits. The
+    first code's log-probability comes from those; the others from one forward that feeds each
+    candidate's first ``levels - 1`` code tokens after its prompt's cache, the same distribution
+    (full vocabulary) the beam search scores with, so a beam's score and its item's agree.
+    """
+    batch, width = candidates.shape
+    real = candidates >= 0
+    codes = trie.codes[candidates.clamp(min=0)]  # [P, C, L]
+    tokens = trie.code_token_ids[torch.arange(trie.levels, device=codes.device), codes]  # [P, C, L]
+    first = first_logits.log_softmax(dim=-1)
+    total = first.gather(1, tokens[..., 0])  # [P, C]
+    if trie.levels > 1:
+        rows = torch.arange(batch, device=codes.device).repeat_interleave(width)
+        cache.reorder_cache(rows)
+        steps = trie.levels - 1
+        wide_mask = torch.cat([mask[rows], mask.new_ones((len(rows), steps))], dim=1)
+        positions = lengths[rows][:, None] + torch.arange(steps, device=codes.device)[None, :]
+        out = model(input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
+                    position_ids=positions, use_cache=True, **{cache_name: cache})
+        later = out.logits.float()  # [P * C, steps, vocab]
+        picked = later.gather(2, tokens[..., 1:].reshape(-1, steps, 1)).squeeze(2) - later.logsumexp(dim=-1)
+        total = total + picked.sum(dim=1).view(batch, width)
+    return torch.where(real, total, -torch.inf)

@@ -152,6 +152,23 @@ class CodeTrie:
             counts.index_put_(index, torch.full_like(index[0], -1), accumulate=True)
         return counts
 
+    def allowed_counts(
+        self, allowed: Sequence[Collection[int]], exclude: Sequence[Collection[int]] | None = None
+    ) -> torch.Tensor:
+        """[len(allowed), num_nodes + 1]: items below each node counting only ``allowed[p]`` (less
+        ``exclude[p]``): the trie of one user's candidates, for a search that may return nothing else."""
+        counts = torch.zeros((len(allowed), self.num_nodes + 1), dtype=torch.int64, device=self.leaf_count.device)
+        for row, items in enumerate(allowed):
+            items = self.check_items(items, f"only[{row}]")
+            if exclude is not None:
+                items = np.setdiff1d(items, self.check_items(exclude[row], f"exclude[{row}]"))
+            if len(items):
+                path = self.item_path[torch.from_numpy(items).to(self.item_path.device)]
+                counts[row, 0] = len(items)
+                counts[row].index_put_((path.reshape(-1),), torch.ones(path.numel(), dtype=torch.int64,
+                                                                        device=path.device), accumulate=True)
+        return counts
+
     def item_tokens(self, item: int) -> list[int]:
         """The LLM token ids of ``item``'s code sequence."""
         return self.code_token_ids[torch.arange(self.levels), self.codes[item]].tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alignrec.decode.beam import constrained_beam_search
+from alignrec.decode.beam import search_and_score
 from alignrec.decode.trie import CodeTrie
 from alignrec.llm.encoding import ExampleEncoder
 from alignrec.llm.tasks.sequential import Title, recommendation_prompt
@@ -49,12 +49,27 @@ class LLMRecommender:
         ``max(llm.beams, k)`` beams, so k items always come from a search at least k wide and the
         same k gives the same list everywhere.
         """
+        items, scores, _ = self.search(histories, k, exclude_history, progress=progress)
+        return items, scores
+
+    def search(
+        self,
+        histories: list[np.ndarray],
+        k: int,
+        exclude_history: bool = True,
+        *,
+        candidates: np.ndarray | None = None,
+        only: list[np.ndarray] | None = None,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`recommend`'s search, which can also score ``candidates`` [B, C] exactly (-1 pads)
+        or keep to ``only[b]``'s items (see :func:`alignrec.decode.beam.search_and_score`)."""
         was_training = self.model.training
         self.model.eval()
         try:
             device_type = next(self.model.parameters()).device.type
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
-                return constrained_beam_search(
+                return search_and_score(
                     self.model,
                     self.prompts(histories),
                     self.trie,
@@ -64,6 +79,8 @@ class LLMRecommender:
                     exclude=[np.asarray(h) for h in histories] if exclude_history else None,
                     batch_size=self.batch_size,
                     progress=progress,
+                    only=only,
+                    candidates=candidates,
                 )
         finally:
             self.model.train(was_training)
