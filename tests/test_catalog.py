@@ -99,5 +99,5 @@ def test_the_config_names_the_catalogs_models(newest) -> None:
     assert load_config(None, ["models=[newest]"]).models == ["newest"]
     from alignrec.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="'oldest': not a model of the catalog; choose one of mostpop, sasrec, llm, newest"):
+    with pytest.raises(ConfigError, match="'oldest': not a model of the catalog; choose one of mostpop, sasrec, llm, harmonized, newest"):
         load_config(None, ["models=[oldest]"])

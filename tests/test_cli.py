@@ -178,7 +178,8 @@ def test_run_the_whole_pipeline_with_the_llm_then_rerun(lcrec_dir, tmp_path, cap
     comparison = (run / "comparison.md").read_text()
     assert "fixed subset of 10" in comparison and comparison.count("±") == 9  # 3 models x 3 columns
     report = (run / "report.html").read_text()
-    assert "Skipped" not in report and report.count("data:image/png;base64,") == 5  # every section drawn
+    assert report.count("Skipped") == 1 and "no harmonized model" in report  # the only model not in this run
+    assert report.count("data:image/png;base64,") == 5 and "p=" in report  # every other section drawn
     capsys.readouterr()
     assert main(args) == 0
     err = capsys.readouterr().err

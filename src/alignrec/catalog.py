@@ -78,9 +78,13 @@ class ModelEntry:
     larger budget extends a run) or how the model ranks: other values are not another model."""
     needs: Callable[[Any], tuple[str, ...]] = _nothing
     """Models whose trained files this one is built from, for a config (listed before it in ``models``)."""
+    needs_fix: Callable[[Any], tuple[str, str]] = lambda config: ("", "")
+    """For a config, why it ``needs`` those models and another fix than listing them first (or "")."""
     test_users: Callable[[Any], int] = _all_users
     """How many test users it ranks for a config: 0 = every one, else a fixed seeded subset."""
     help: str = ""
+    standalone: bool = True
+    """Trainable alone by ``alignrec train`` (False: only in a run, beside the models it is built from)."""
 
     def loader(self) -> Callable[..., Recommender]:
         return _resolve(self.load)
@@ -104,9 +108,10 @@ def register_model(entry: ModelEntry) -> None:
     _CATALOG[entry.name] = entry
 
 
-def model_names() -> list[str]:
-    """Known models, in the catalog's order (the order of tables and reports)."""
-    return list(_CATALOG)
+def model_names(standalone: bool = False) -> list[str]:
+    """Known models, in the catalog's order (the order of tables and reports); ``standalone``: only
+    those ``alignrec train`` can train alone."""
+    return [name for name, model in _CATALOG.items() if model.standalone or not standalone]
 
 
 def entry(name: str) -> ModelEntry:
@@ -122,8 +127,8 @@ def models_problem(models: list[str], config: Any) -> str | None:
             return f"{name!r}: not a model of the catalog; choose one of {', '.join(model_names())}"
         missing = [other for other in entry(name).needs(config) if other not in models[:index]]
         if missing:
-            return (f"the {name} is built from {', '.join(missing)} (tokenize.features={config.tokenize.features}); "
-                    f"list {', '.join(missing)} before {name}, or set tokenize.features=text")
+            why, fix = entry(name).needs_fix(config)
+            return f"the {name} is built from {', '.join(missing)}{why}; list {', '.join(missing)} before {name}{fix}"
     return None
 
 
@@ -165,6 +170,18 @@ register_model(ModelEntry(
     sections=("tokenize", "llm"),
     not_trained=("max_minutes", "test_users", "beams", "decode_batch_size"),
     needs=_llm_needs,
+    needs_fix=lambda config: (f" (tokenize.features={config.tokenize.features})", ", or set tokenize.features=text"),
     test_users=lambda config: config.llm.test_users,
     help="the LLM fine-tuned on the alignment tasks, decoding item codes by trie-constrained beam search",
+))
+register_model(ModelEntry(
+    name="harmonized",
+    load="alignrec.models.harmonized:load_recommender",
+    files="alignrec.models.harmonized:model_files",
+    train="alignrec.train.harmonized:train_stage",
+    sections=("harmonized",),
+    needs=lambda config: ("sasrec", "llm"),
+    test_users=lambda config: config.llm.test_users,
+    help="the LLM and SASRec scoring one candidate set together, by a weight fitted on validation",
+    standalone=False,
 ))

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_evaluate)
 
     train = commands.add_parser("train", help="train and evaluate one model")
-    train.add_argument("model", choices=model_names(), help="a model of the catalog (alignrec.catalog)")
+    train.add_argument("model", choices=model_names(standalone=True),
+                       help="a model of the catalog (alignrec.catalog) that trains alone")
     train.add_argument("--tokens", help="llm: the tokenizer output folder (alignrec tokenize --out); "
                                         "made in --out when tokenize.features=text")
     train.add_argument("--data", required=True, help="a prepared dataset")
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     precompute.add_argument("--run", required=True, help="a run directory (data/ and the trained model)")
     precompute.add_argument("--store", help="sqlite:PATH or redis://HOST:PORT/DB[?prefix=P] "
                                             "(default: sqlite:RUN/store.sqlite)")
-    precompute.add_argument("--model", help="which recommender (default serve.model: sasrec)")
+    precompute.add_argument("--model", help="which recommender (default serve.model: best, the run's best on validation)")
     precompute.add_argument("--users", help="only these users: a file of original user ids, one a line")
     precompute.add_argument("--k", type=int, help="items kept per user (default serve.k: 50)")
     precompute.add_argument("--keep", type=int, help="published snapshots kept (default serve.keep: 3)")

@@ -394,11 +394,32 @@ class LLMConfig:
 
 
 @dataclass
+class HarmonizedConfig:
+    """The LLM and SASRec ranking together (see ``alignrec.models.harmonized``)."""
+
+    mode: str = setting("fusion", OneOf(("fusion", "cascade")))
+    """``fusion``: each user's candidates are the LLM's beams and SASRec's top ``candidates``, every
+    one scored by both models; ``cascade``: the LLM's beam search keeps to SASRec's top
+    ``candidates`` (cheaper), and what it does not reach ranks below what it does."""
+    candidates: int = setting(50, AT_LEAST_1)
+    """SASRec's top items per user that join the candidates (at least k, so weight 0 is SASRec's list)."""
+    weight: float | None = setting(None, Range(0, 1))
+    """The LLM's share w of a candidate's score ``(1 - w) log p_sasrec + w log p_llm``; null: the
+    weight of the grid with the best NDCG@10 on validation users, fitted once and saved with the run."""
+    grid: int = setting(21, Range(2))
+    """Weights tried when fitting: evenly spaced over [0, 1] (21: steps of 0.05)."""
+    fit_users: int = setting(200, AT_LEAST_0)
+    """Validation users the weight is fitted on: a fixed, seeded subset (0 = all)."""
+
+
+@dataclass
 class ServeConfig:
     """Pre-computed top-K lists and the online service (see ``alignrec.serve``)."""
 
-    model: str = "sasrec"
-    """The recommender that fills the cache and answers live requests (``mostpop``, ``sasrec``...)."""
+    model: str = "best"
+    """The recommender that fills the cache and answers live requests (``mostpop``, ``sasrec``...);
+    ``best``: the run's best on validation (the harmonized model where its fitted weight beat SASRec
+    there, else SASRec)."""
     k: int = setting(50, AT_LEAST_1)
     """Items stored per user; requests may ask for 1..k."""
     batch_size: int = setting(256, AT_LEAST_1)
@@ -430,14 +451,19 @@ class RunConfig:
     device: str = setting("auto", Check(lambda value, run: DEVICE.fullmatch(value) is not None,
                                         "choose auto, cpu or cuda[:N]"))
     """Where SASRec and the LLM train and score: ``auto`` (a CUDA GPU when present), ``cpu`` or ``cuda``."""
-    models: list[str] = setting(["mostpop", "sasrec"], Each(Check(lambda value, run: bool(value), "give a name"),
-                                                             nonempty=True), InCatalog())
+    models: list[str] = setting(
+        ["mostpop", "sasrec"], Each(Check(lambda value, run: bool(value), "give a name"), nonempty=True), InCatalog(),
+        Check(lambda value, run: "harmonized" not in value or run.harmonized.weight is not None
+              or run.sasrec.train_on != "train+valid",
+              "the harmonized model fits its weight on validation users, which sasrec.train_on=train+valid trains "
+              "on; set sasrec.train_on=train, or give harmonized.weight a number"))
     """Trained and evaluated in this order; names of ``alignrec.catalog``."""
     data: DataConfig = field(default_factory=DataConfig)
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    harmonized: HarmonizedConfig = field(default_factory=HarmonizedConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 
 

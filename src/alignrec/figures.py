@@ -136,3 +136,16 @@ def sequence_lengths(lengths: np.ndarray) -> Figure:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def fusion_weights(rows: list[dict[str, float]], chosen: float) -> Figure:
+    """The harmonized model's validation Recall@10 and NDCG@10 at each LLM weight, and the one kept."""
+    fig, (ax,) = _figure(5.5, 3.4)
+    for metric in ("recall@10", "ndcg@10"):
+        ax.plot([r["weight"] for r in rows], [r[metric] for r in rows], marker="o", markersize=3, label=metric)
+    ax.axvline(chosen, color="black", linestyle="--", linewidth=1, label=f"kept: w={chosen:g}")
+    ax.set(xlabel="LLM weight w (0 = SASRec's list)", ylabel="validation", title="harmonized: the fitted weight")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

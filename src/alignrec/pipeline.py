@@ -161,14 +161,11 @@ def compare_on_subset(
     return f"{title}\n\n{table}"
 
 
-PAIRED_BASELINE = "sasrec"
-"""The model every other is tested against in ``comparison.md``: the one to beat."""
-
-
 def compare_paired(
     dataset: SequenceDataset, rankings: dict[str, dict[int, list[int]]], config: RunConfig
 ) -> str | None:
     """Every model against SASRec on the users all of them ranked: relative change and paired p-value."""
+    from alignrec.eval.paired import BASELINE as PAIRED_BASELINE
     from alignrec.eval.paired import common_users, paired_markdown, paired_rows
 
     if PAIRED_BASELINE not in rankings or len(rankings) < 2:

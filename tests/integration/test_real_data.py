@@ -67,7 +67,7 @@ def test_default_run_on_ml_100k_sasrec_beats_mostpop_and_the_llm_ranks_valid_ite
             "--set", "sasrec.epochs=16", "--set", "sasrec.eval_every=4",
             "--set", "tokenize.align.steps=50",
             "--set", "llm.max_steps=2", "--set", "llm.eval_steps=0", "--set", "llm.test_users=16",
-            "--set", "llm.batch_size=2", "--set", "llm.max_tokens=256"]
+            "--set", "llm.batch_size=2", "--set", "llm.max_tokens=256", "--set", "harmonized.fit_users=16"]
     assert main(argv) == 0
     summary = read_json(out / "summary.json")
     sasrec, mostpop = summary["models"]["sasrec"], summary["models"]["mostpop"]
@@ -78,4 +78,7 @@ def test_default_run_on_ml_100k_sasrec_beats_mostpop_and_the_llm_ranks_valid_ite
     assert llm["diagnostics"]["users_without_ranking"] == 0
     assert set(read_json(out / "llm" / "tasks.json")["examples"]) == {
         "sequential", "item_to_text", "text_to_item", "query_to_item", "preference", "negative"}
+    harmonized = read_json(out / "harmonized" / "metrics.json")
+    assert harmonized["num_users"] == 16 and harmonized["diagnostics"]["invalid_item_share"] == 0.0
+    assert harmonized["fit_users"] == 16 and 0.0 <= harmonized["weight"] <= 1.0
     assert "fixed subset of 16" in (out / "comparison.md").read_text()

@@ -13,6 +13,7 @@ import pytest
 from alignrec.cli import EXIT_USER_ERROR, main
 from alignrec.config import RunConfig
 from alignrec.errors import AlignrecError
+from alignrec.io import write_json
 from alignrec.pipeline import run_model
 from alignrec.report.build import head_share, write_report
 from alignrec.rundir import RunDir
@@ -70,11 +71,21 @@ def add_llm_and_tokens(run: Path) -> None:
 
 def test_a_full_run_gets_every_section_embedded_in_one_file(partial_run) -> None:
     add_llm_and_tokens(partial_run)
+    (partial_run / "sasrec").mkdir()  # the baseline of the paired table: MostPop's lists under another name
+    for name in ("metrics.json", "rankings_test.jsonl"):
+        text = (partial_run / "mostpop" / name).read_text()
+        (partial_run / "sasrec" / name).write_text(text.replace('"model": "mostpop"', '"model": "sasrec"'))
+    (partial_run / "harmonized").mkdir()
+    grid = [{"weight": w, "recall@10": 0.1 + w / 10, "ndcg@10": 0.05 + w / 20} for w in (0.0, 0.5, 1.0)]
+    write_json(partial_run / "harmonized" / "fusion.json",
+               {"weight": 0.5, "fitted": True, "select_by": "ndcg@10", "users": 30, "grid": grid})
     path, sections = write_report(partial_run)
     assert path == partial_run / "report.html" and not [s.title for s in sections if s.skipped]
     page = path.read_text()
     pngs = images(page)
-    assert len(pngs) == 5 and all(p.startswith(PNG) and len(p) > 5000 for p in pngs)
+    assert len(pngs) == 6 and all(p.startswith(PNG) and len(p) > 5000 for p in pngs)
+    assert "Kept w=0.5 (best validation ndcg@10 on 30 users)" in page
+    assert "(baseline)" in page and "(+0.0%, p=1.0000)" in page  # the same lists: no change, p = 1
     assert "llm (40 users)" in page and "best validation Recall@10 0.2500 at step 10" in page
     assert "20.00% before resolution, 0.00% after" in page and "<td>4/4</td>" in page
     assert "Skipped" not in page and "src=\"http" not in page and list(partial_run.glob("*.png")) == []
@@ -86,7 +97,7 @@ def test_missing_inputs_skip_their_sections_with_a_note(partial_run, capsys) -> 
     assert f"skipped LLM training: no {partial_run / 'llm' / 'train_log.csv'}" in out
     assert "skipped Item codes: usage per level: no" in out and f"report: {partial_run / 'report.html'}" in out
     page = (partial_run / "report.html").read_text()
-    assert page.count("Skipped: ") == 2 and len(images(page)) == 3
+    assert page.count("Skipped: ") == 4 and len(images(page)) == 3  # also no SASRec to pair with, no fit
 
 
 def test_head_share_counts_slots_on_the_most_interacted_tenth() -> None:

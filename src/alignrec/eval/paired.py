@@ -23,6 +23,8 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.subset import per_user, user_ranks
 
 RESAMPLES = 10_000
+BASELINE = "sasrec"
+"""The model every other is tested against in a run's comparison and report: the one to beat."""
 METRICS = ("recall@10", "ndcg@10", "recall@20")
 
 
@@ -70,17 +72,25 @@ def common_users(dataset: SequenceDataset, rankings: dict[str, dict[int, Sequenc
     return users
 
 
-def paired_markdown(rows: list[dict[str, Any]], baseline: str) -> str:
+def paired_cells(rows: list[dict[str, Any]], baseline: str) -> tuple[list[str], list[list[str]]]:
+    """The table's header and cells: each value with its relative change and p-value (one format for
+    ``comparison.md`` and the report)."""
     metrics = list(rows[0]["metrics"]) if rows else []
-    lines = [f"| model | users | {' | '.join(metrics)} |", "|" + "---|" * (len(metrics) + 2)]
+    cells = []
     for row in rows:
-        cells = []
+        line = [row["model"], f"{row['users']:,}"]
         for metric in metrics:
             cell = row["metrics"][metric]
             if row["model"] == baseline:
-                cells.append(f"{cell['value']:.4f} (baseline)")
+                line.append(f"{cell['value']:.4f} (baseline)")
             else:
                 change = f"{cell['relative']:+.1%}" if cell["relative"] is not None else "n/a"
-                cells.append(f"{cell['value']:.4f} ({change}, p={cell['p']:.4f})")
-        lines.append(f"| {row['model']} | {row['users']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+                line.append(f"{cell['value']:.4f} ({change}, p={cell['p']:.4f})")
+        cells.append(line)
+    return ["model", "users", *metrics], cells
+
+
+def paired_markdown(rows: list[dict[str, Any]], baseline: str) -> str:
+    header, cells = paired_cells(rows, baseline)
+    lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+    return "\n".join(lines + [f"| {' | '.join(line)} |" for line in cells])

@@ -223,8 +223,49 @@ def lengths_section(run: RunInputs) -> Section:
     return section
 
 
+def paired_section(run: RunInputs) -> Section:
+    """Every model against SASRec on the users all of them ranked, with the paired test's p-values."""
+    from alignrec.config import load_config
+    from alignrec.eval.paired import BASELINE as PAIRED_BASELINE
+    from alignrec.eval.paired import RESAMPLES, common_users, paired_cells, paired_rows
+    from alignrec.eval.subset import read_rankings
+
+    section = Section("Against SASRec, on the same users")
+    names = [m.folder.name for m in run.models]
+    if run.dataset is None or PAIRED_BASELINE not in names or len(names) < 2:
+        section.skipped = f"needs the dataset, {PAIRED_BASELINE} and another model"
+        return section
+    try:
+        rankings = read_rankings(run.dataset, [m.folder for m in run.models])
+    except AlignrecError as exc:
+        section.skipped = str(exc)
+        return section
+    users = common_users(run.dataset, rankings)
+    saved = RunDir(run.folder).config
+    config = load_config(saved if saved.is_file() else None)  # the run's evaluation settings and seed
+    rows = paired_rows(run.dataset, rankings, PAIRED_BASELINE, users, config.eval, seed=config.seed)
+    section.body = _table(*paired_cells(rows, PAIRED_BASELINE)) + (
+        f"<p>Change relative to {PAIRED_BASELINE}; p: two-sided paired sign-flip permutation test over users "
+        f"({RESAMPLES:,} seeded resamples).</p>")
+    return section
+
+
+def harmonized_section(run: RunInputs) -> Section:
+    section = Section("Harmonized: the LLM weight fitted on validation")
+    path = RunDir(run.folder).model("harmonized").file("fusion.json")
+    fit = read_json(path) if path.is_file() else {}
+    if not fit.get("grid"):
+        section.skipped = f"no fitted {path} (the run has no harmonized model, or its weight was given)"
+        return section
+    section.body = _image(figures.fusion_weights(fit["grid"], fit["weight"]), "validation metrics per weight") + (
+        f"<p>Kept w={fit['weight']:g} (best validation {fit['select_by']} on {fit['users']:,} users); "
+        "w=0 is SASRec's list, w=1 the LLM's order over the same candidates.</p>")
+    return section
+
+
 SECTIONS: list[Callable[[RunInputs], Section]] = [
-    accuracy_section, training_section, codes_section, popularity_section, lengths_section,
+    accuracy_section, paired_section, harmonized_section, training_section, codes_section, popularity_section,
+    lengths_section,
 ]
 
 STYLE = """
