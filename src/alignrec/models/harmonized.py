@@ -130,7 +130,8 @@ def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | Non
 def best_on_validation(run: RunDir) -> str:
     """The harmonized model where its fit chose an LLM weight above 0 (it beat SASRec, weight 0, on
     the validation users it was fitted on), else SASRec where it was trained, else MostPop."""
-    fusion = run.model("harmonized").file(FUSION)
-    if fusion.is_file() and read_json(fusion).get("fitted") and float(read_json(fusion)["weight"]) > 0:
+    path = run.model("harmonized").file(FUSION)
+    fit = read_json(path) if path.is_file() else {}
+    if fit.get("fitted") and float(fit["weight"]) > 0:
         return "harmonized"
     return "sasrec" if all(path.is_file() for path in sasrec_files(run)) else "mostpop"
