@@ -32,7 +32,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration"

@@ -9,7 +9,7 @@ import pytest
 
 from alignrec.cli import main
 from alignrec.config import EvalConfig
-from alignrec.eval.paired import common_users, paired_markdown, paired_rows, sign_flip_p_value
+from alignrec.eval.paired import common_users, paired_markdown, paired_metrics, paired_rows, sign_flip_p_value
 from tests.conftest import make_dataset
 
 
@@ -39,6 +39,16 @@ def test_paired_rows_give_each_models_change_against_the_baseline() -> None:
     assert math.isclose(by_model["better"]["recall@1"]["p"], 1.0)  # one user differs: a sign flip undoes it
     table = paired_markdown(rows, "base")
     assert "| base | 2 | 0.5000 (baseline) |" in table and "1.0000 (+100.0%, p=1.0000)" in table
+
+
+def test_paired_metrics_follow_the_cut_offs_and_are_never_empty() -> None:
+    assert paired_metrics([5, 10, 20]) == ["recall@10", "ndcg@10", "recall@20"]
+    assert paired_metrics([10]) == ["recall@10", "ndcg@10"]
+    assert paired_metrics([1, 2, 6]) == ["recall@6", "ndcg@6"]  # neither 10 nor 20: the largest cut-off
+    dataset = make_dataset({"u0": ["a", "b", "c", "d"], "u1": ["a", "b", "e"]})
+    rankings = {"base": {0: [3], 1: [0]}, "other": {0: [3], 1: [4]}}
+    rows = paired_rows(dataset, rankings, "base", common_users(dataset, rankings), EvalConfig([1, 2]))
+    assert list(rows[0]["metrics"]) == ["recall@2", "ndcg@2"]
 
 
 def test_compare_and_run_report_the_paired_test(lcrec_dir, tmp_path, capsys) -> None:

@@ -26,6 +26,13 @@ RESAMPLES = 10_000
 BASELINE = "sasrec"
 """The model every other is tested against in a run's comparison and report: the one to beat."""
 METRICS = ("recall@10", "ndcg@10", "recall@20")
+"""The columns when ``eval.ks`` holds 10 and 20; other cut-offs fall back to the largest one."""
+
+
+def paired_metrics(ks: Sequence[int]) -> list[str]:
+    """The metrics the paired table shows for these cut-offs: never none, so the table is never empty."""
+    chosen = [m for m in METRICS if int(m.split("@")[1]) in ks]
+    return chosen or [f"recall@{max(ks)}", f"ndcg@{max(ks)}"]
 
 
 def sign_flip_p_value(differences: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> float:
@@ -41,14 +48,14 @@ def sign_flip_p_value(differences: np.ndarray, resamples: int = RESAMPLES, seed:
 
 def paired_rows(
     dataset: SequenceDataset, rankings: dict[str, dict[int, Sequence[int]]], baseline: str, users: np.ndarray,
-    settings: EvalConfig, metrics: Sequence[str] = METRICS, resamples: int = RESAMPLES, seed: int = 0,
+    settings: EvalConfig, metrics: Sequence[str] | None = None, resamples: int = RESAMPLES, seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per model: each metric's mean, its change relative to ``baseline`` and the paired p-value."""
     if baseline not in rankings:
         raise AlignrecError(f"--baseline {baseline}: not among the compared models ({', '.join(rankings)})")
     values = {name: per_user(user_ranks(dataset, lists, users, settings), settings.ks)
               for name, lists in rankings.items()}
-    chosen = [m for m in metrics if m in values[baseline]]
+    chosen = [m for m in (metrics or paired_metrics(settings.ks)) if m in values[baseline]]
     rows = []
     for name, value in values.items():
         row: dict[str, Any] = {"model": name, "users": int(len(users)), "metrics": {}}
