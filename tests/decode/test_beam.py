@@ -233,3 +233,18 @@ def test_only_restricts_the_search_to_each_prompts_own_items() -> None:
     order = np.argsort(-exact[0], kind="stable")
     assert items[1][:3].tolist() == only[1][order].tolist()
     np.testing.assert_allclose(scores[1][:3], exact[0][order], atol=1e-4)
+
+
+def test_a_peft_wrapped_model_is_given_its_base_models_cache_keyword() -> None:
+    import copy
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    model, trie, prompts = small_setup()
+    expected, _ = constrained_beam_search(model, prompts, trie, beams=4, k=4, pad_token_id=PAD)
+    wrapped = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # a deprecated keyword would warn
+        items, _ = constrained_beam_search(wrapped.eval(), prompts, trie, beams=4, k=4, pad_token_id=PAD)
+    assert np.array_equal(items, expected)  # LoRA at init changes nothing

@@ -129,8 +129,10 @@ def left_pad(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor,
 
 def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
     """The model's cache keyword (``cache`` from transformers 5.x, else ``past_key_values``)
-    and whether it can compute logits for the last position only."""
-    params = inspect.signature(model.forward).parameters
+    and whether it can compute logits for the last position only. A peft wrapper's own
+    ``forward`` passes keywords through to the base model, so the base model's signature decides."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
     return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
 
 
