@@ -1,5 +1,7 @@
 import dataclasses
+import json
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from alignrec.config import (
     load_config,
     parse_override,
     save_config,
+    to_dict,
 )
 from alignrec.errors import ConfigError
 
@@ -163,3 +166,15 @@ def test_check_config_checks_a_section_built_in_code() -> None:
     check_config(DataConfig())
     with pytest.raises(ConfigError, match=r"^data.max_history=-1: must be at least 0$"):
         check_config(DataConfig(max_history=-1), "data")
+
+
+FROZEN_DICTS = Path(__file__).parent / "fixtures" / "config_dicts.json"
+"""``to_dict`` of the defaults and of each preset as the dataclass config (commit 66403f8) made them:
+stage fingerprints hash these dicts, so a run made then must still resume as done."""
+
+
+@pytest.mark.parametrize("name", ["RunConfig()", "default", "ml-1m", "full", "instruments"])
+def test_to_dict_is_what_earlier_runs_recorded(name: str) -> None:
+    config = RunConfig() if name == "RunConfig()" else load_config(name)
+    # repr tells 1 from 1.0, a list from a tuple, and one key order from another
+    assert repr(to_dict(config)) == repr(json.loads(FROZEN_DICTS.read_text(encoding="utf-8"))[name])
