@@ -33,7 +33,7 @@ def main() -> None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
             model, state = train_sasrec(dataset, config, out, seed=42, progress=False)
-            test = evaluate_sasrec(model, dataset, "test", EvalConfig([10, 20]), progress=False)
+            test = evaluate_sasrec(model, dataset, "test", EvalConfig(ks=[10, 20]), progress=False)
         results[loss] = (test.metrics, state, time.perf_counter() - started)
     print(f"dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items; "
           f"budget {args.minutes} min per loss")

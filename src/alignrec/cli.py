@@ -108,7 +108,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise ConfigError(f"--ks {args.ks!r}: the longest list in {args.predictions} has {longest} items, so "
                               f"@{ks[-1]} would only repeat @{longest}; give cut-offs up to {longest} or longer lists")
     model = args.model or Path(args.predictions).stem
-    result = evaluate_rankings(dataset, rankings, args.split, model, EvalConfig(ks, not args.no_exclude_history))
+    result = evaluate_rankings(dataset, rankings, args.split, model, EvalConfig(ks=ks, exclude_history=not args.no_exclude_history))
     settings = {"predictions": str(Path(args.predictions).resolve()), "ks": ks}
     write_evaluation(args.out, result, dataset, settings)
     row = read_json(Path(args.out) / "metrics.json")
@@ -145,7 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if len(rankings) < len(rows):
         raise ConfigError("--baseline: two compared folders share a name; compare each model once")
     users = common_users(dataset, rankings)
-    settings = EvalConfig([10, 20])
+    settings = EvalConfig(ks=[10, 20])
     print(f"Against {args.baseline} on the {len(users)} users every model ranked (paired sign-flip permutation "
           "test, 10,000 resamples, two-sided):")
     print(paired_markdown(paired_rows(dataset, rankings, args.baseline, users, settings), args.baseline))

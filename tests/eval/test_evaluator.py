@@ -31,7 +31,7 @@ def test_metrics_by_hand(ds) -> None:
         u2: ids(ds, "d", "f", "e"),  # rank 3
         u3: ids(ds, "d", "e"),  # miss
     }
-    result = evaluate_rankings(ds, rankings, "test", "m", EvalConfig([1, 5]))
+    result = evaluate_rankings(ds, rankings, "test", "m", EvalConfig(ks=[1, 5]))
     assert result.num_users == 3
     assert result.metrics["recall@1"] == pytest.approx(1 / 3)
     assert result.metrics["recall@5"] == pytest.approx(2 / 3)
@@ -42,8 +42,8 @@ def test_metrics_by_hand(ds) -> None:
 def test_history_is_removed_before_ranking(ds) -> None:
     # u1 saw a, b, c: with exclusion, d moves from rank 4 to rank 1.
     rankings = {0: ids(ds, "a", "b", "c", "d")}
-    excluded = evaluate_rankings(ds, rankings, "test", "m", EvalConfig([1]))
-    kept = evaluate_rankings(ds, rankings, "test", "m", EvalConfig([1, 5], exclude_history=False))
+    excluded = evaluate_rankings(ds, rankings, "test", "m", EvalConfig(ks=[1]))
+    kept = evaluate_rankings(ds, rankings, "test", "m", EvalConfig(ks=[1, 5], exclude_history=False))
     assert excluded.metrics["recall@1"] == pytest.approx(1 / 3)
     assert kept.metrics["recall@1"] == 0.0
     assert kept.metrics["ndcg@5"] == pytest.approx(1 / math.log2(5) / 3)
@@ -52,14 +52,14 @@ def test_history_is_removed_before_ranking(ds) -> None:
 def test_duplicates_count_once(ds) -> None:
     # LC-Rec-style scoring would count a repeated target twice; we de-duplicate.
     rankings = {0: ids(ds, "e", "e", "d")}
-    result = evaluate_rankings(ds, rankings, "test", "m", EvalConfig([2], exclude_history=False))
+    result = evaluate_rankings(ds, rankings, "test", "m", EvalConfig(ks=[2], exclude_history=False))
     assert result.metrics["recall@2"] == pytest.approx(1 / 3)
     assert result.metrics["ndcg@2"] == pytest.approx(1 / math.log2(3) / 3)
 
 
 def test_missing_users_are_misses_and_invalid_ids_take_a_slot(ds) -> None:
     rankings = {0: [INVALID, *ids(ds, "d")]}
-    result = evaluate_rankings(ds, rankings, "test", "m", EvalConfig([1, 2]))
+    result = evaluate_rankings(ds, rankings, "test", "m", EvalConfig(ks=[1, 2]))
     assert result.metrics["recall@1"] == 0.0
     assert result.metrics["recall@2"] == pytest.approx(1 / 3)
     assert result.diagnostics["users_without_ranking"] == 2
@@ -68,12 +68,12 @@ def test_missing_users_are_misses_and_invalid_ids_take_a_slot(ds) -> None:
 
 def test_valid_split_uses_the_second_to_last_item(ds) -> None:
     rankings = {0: ids(ds, "c"), 1: ids(ds, "c"), 2: ids(ds, "b")}
-    assert evaluate_rankings(ds, rankings, "valid", "m", EvalConfig([1])).metrics["recall@1"] == 1.0
-    assert evaluate_rankings(ds, rankings, "test", "m", EvalConfig([1])).metrics["recall@1"] == 0.0
+    assert evaluate_rankings(ds, rankings, "valid", "m", EvalConfig(ks=[1])).metrics["recall@1"] == 1.0
+    assert evaluate_rankings(ds, rankings, "test", "m", EvalConfig(ks=[1])).metrics["recall@1"] == 0.0
 
 
 def test_write_evaluation_uses_original_ids(ds, tmp_path) -> None:
-    result = evaluate_rankings(ds, {0: ids(ds, "d")}, "test", "m", EvalConfig([1]))
+    result = evaluate_rankings(ds, {0: ids(ds, "d")}, "test", "m", EvalConfig(ks=[1]))
     write_evaluation(tmp_path, result, ds, {"k": 1}, {"wall_time_s": 1.5})
     metrics = read_json(tmp_path / "metrics.json")
     assert metrics["model"] == "m" and metrics["split"] == "test" and metrics["num_users"] == 3

@@ -32,7 +32,7 @@ def test_paired_rows_give_each_models_change_against_the_baseline() -> None:
                 "subset": {0: [i["d"]], 1: [i["e"]]}}
     users = common_users(dataset, rankings)
     assert users.tolist() == [0, 1]  # the subset model ranked only u0 and u1
-    rows = paired_rows(dataset, rankings, "base", users, EvalConfig([1]), metrics=("recall@1", "ndcg@1"))
+    rows = paired_rows(dataset, rankings, "base", users, EvalConfig(ks=[1]), metrics=("recall@1", "ndcg@1"))
     by_model = {row["model"]: row["metrics"] for row in rows}
     assert by_model["base"]["recall@1"] == {"value": 0.5, "relative": 0.0, "p": None}
     assert by_model["better"]["recall@1"]["value"] == 1.0 and by_model["better"]["recall@1"]["relative"] == 1.0
@@ -47,7 +47,7 @@ def test_paired_metrics_follow_the_cut_offs_and_are_never_empty() -> None:
     assert paired_metrics([1, 2, 6]) == ["recall@6", "ndcg@6"]  # neither 10 nor 20: the largest cut-off
     dataset = make_dataset({"u0": ["a", "b", "c", "d"], "u1": ["a", "b", "e"]})
     rankings = {"base": {0: [3], 1: [0]}, "other": {0: [3], 1: [4]}}
-    rows = paired_rows(dataset, rankings, "base", common_users(dataset, rankings), EvalConfig([1, 2]))
+    rows = paired_rows(dataset, rankings, "base", common_users(dataset, rankings), EvalConfig(ks=[1, 2]))
     assert list(rows[0]["metrics"]) == ["recall@2", "ndcg@2"]
 
 

@@ -37,7 +37,7 @@ def test_rank_users_asks_in_the_recommenders_batch_size_and_drops_pads(tiny) -> 
     model = Reverse()
     model.batch_size = 1
     users = eval_users(tiny)  # u1 (a b c d) and u2 (b c e)
-    rankings = rank_users(model, tiny, users, "test", EvalConfig([4]), progress=False)
+    rankings = rank_users(model, tiny, users, "test", EvalConfig(ks=[4]), progress=False)
     assert model.calls == [1, 1]
     index = tiny.item_index()
     for user in users:

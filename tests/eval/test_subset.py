@@ -22,7 +22,7 @@ def test_subset_scores_only_the_given_users() -> None:
     dataset = make_dataset({"u0": ["a", "b", "c", "d"], "u1": ["a", "b", "e"], "u2": ["b", "a", "c"]})
     index = dataset.item_index()
     rankings = {0: [index["d"]], 1: [index["c"], index["e"]], 2: [index["e"]]}
-    scores = subset_scores(dataset, rankings, np.array([0, 1]), EvalConfig([1, 2]))
+    scores = subset_scores(dataset, rankings, np.array([0, 1]), EvalConfig(ks=[1, 2]))
     assert scores["recall@1"][0] == 0.5 and scores["recall@2"][0] == 1.0
     assert math.isclose(scores["ndcg@2"][0], (1 + 1 / math.log2(3)) / 2)
-    assert subset_scores(dataset, rankings, np.array([2]), EvalConfig([1]))["recall@1"] == (0.0, 0.0)
+    assert subset_scores(dataset, rankings, np.array([2]), EvalConfig(ks=[1]))["recall@1"] == (0.0, 0.0)

@@ -24,10 +24,10 @@ SMALL = dict(hidden=16, layers=1, heads=1, ffn_mult=2, dropout=0.0, max_len=16, 
 def test_learns_a_pattern_popularity_cannot(tmp_path, tied: bool) -> None:
     ds = cyclic_dataset()
     model, state = trainer.train_sasrec(ds, SASRecConfig(epochs=25, tied=tied, **SMALL), tmp_path, progress=False)
-    test = trainer.evaluate_sasrec(model, ds, "test", EvalConfig([10]), progress=False)
+    test = trainer.evaluate_sasrec(model, ds, "test", EvalConfig(ks=[10]), progress=False)
     losses = [row["loss"] for row in state.log]
     assert losses[-1] < 0.5 * losses[0]
-    ranked = rank_users(MostPop.fit(ds, "test"), ds, eval_users(ds), "test", EvalConfig([10, 50]), progress=False)
+    ranked = rank_users(MostPop.fit(ds, "test"), ds, eval_users(ds), "test", EvalConfig(ks=[10, 50]), progress=False)
     popular = evaluate_rankings(ds, ranked, "test", "mostpop")
     assert popular.metrics["recall@10"] < 0.35
     assert test.metrics["recall@10"] > 0.9
@@ -217,7 +217,7 @@ def test_exclude_seen_trains_and_is_refused_with_bce(tmp_path) -> None:
     ds = cyclic_dataset(num_users=60)
     model, state = trainer.train_sasrec(ds, SASRecConfig(epochs=15, exclude_seen=True, **SMALL), tmp_path / "ce",
                                         progress=False)
-    test = trainer.evaluate_sasrec(model, ds, "test", EvalConfig([10]), progress=False)
+    test = trainer.evaluate_sasrec(model, ds, "test", EvalConfig(ks=[10]), progress=False)
     assert state.log[-1]["loss"] < 0.5 * state.log[0]["loss"] and test.metrics["recall@10"] > 0.5
     with pytest.raises(AlignrecError, match="sasrec.exclude_seen"):
         trainer.train_sasrec(ds, SASRecConfig(epochs=1, loss="bce", exclude_seen=True, **SMALL), tmp_path / "bce",

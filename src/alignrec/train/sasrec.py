@@ -285,7 +285,7 @@ def train_sasrec(
         if final_fit:  # the validation item is training data now: the last epoch's weights are kept
             state.best_epoch = epoch
         elif epoch % config.eval_every == 0 or epoch == config.epochs:
-            valid = evaluate_sasrec(scored, dataset, "valid", EvalConfig([10], exclude_history), progress)
+            valid = evaluate_sasrec(scored, dataset, "valid", EvalConfig(ks=[10], exclude_history=exclude_history), progress)
             row["valid_ndcg@10"] = valid.metrics["ndcg@10"]
             row["valid_recall@10"] = valid.metrics["recall@10"]
             if valid.metrics["ndcg@10"] > state.best_score:
