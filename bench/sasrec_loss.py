@@ -10,7 +10,6 @@ side by side and their ratio.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 
@@ -29,7 +28,7 @@ def main() -> None:
     base = SASRecConfig(max_len=args.max_len, epochs=1000, patience=5, eval_every=2, max_minutes=args.minutes)
     results = {}
     for loss in ("ce", "bce"):
-        config = dataclasses.replace(base, loss=loss)
+        config = base.model_copy(update={"loss": loss})
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
             model, state = train_sasrec(dataset, config, out, seed=42, progress=False)

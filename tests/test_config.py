@@ -1,20 +1,25 @@
-import dataclasses
 import json
-import typing
+import re
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from alignrec.config import (
     DataConfig,
     RunConfig,
+    SASRecConfig,
+    Section,
     builtin_config_names,
     check_config,
     load_config,
     parse_override,
+    parse_section,
     save_config,
     to_dict,
+    unwrap,
 )
+from alignrec.config_reference import field_rules
 from alignrec.errors import ConfigError
 
 
@@ -70,15 +75,47 @@ def test_unknown_key_names_the_file_key_and_valid_keys(tmp_path) -> None:
     file.write_text("sasrec:\n  hiden: 32\n")
     with pytest.raises(ConfigError, match=r"c.yaml: unknown setting 'sasrec.hiden'; valid settings here: hidden"):
         load_config(file)
+    with pytest.raises(ConfigError, match=r"unknown setting 'llm.tasks.sequentiall'; valid settings here: "
+                                          r"sequential, item_to_text, text_to_item, query_to_item, preference, negative$"):
+        load_config(None, ["llm.tasks.sequentiall.weight=1"])
+    with pytest.raises(ConfigError, match=r"unknown setting 'extends'; valid settings here: name, seed, threads"):
+        load_config(None, ["extends=x"])
 
 
-def test_wrong_type_is_reported() -> None:
-    with pytest.raises(ConfigError, match=r"sasrec.epochs: expected int, got 'many'"):
-        load_config(None, ["sasrec.epochs=many"])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sasrec.epochs=many", r"sasrec.epochs: expected int, got 'many'"),  # no string for a number
+        ("sasrec.epochs=true", r"sasrec.epochs: expected int, got True"),  # a bool is no int
+        ("sasrec.epochs=2.0", r"sasrec.epochs: expected int, got 2.0"),
+        ("sasrec.lr=true", r"sasrec.lr: expected float, got True"),
+        ("sasrec.tied=1", r"sasrec.tied: expected true or false, got 1"),
+        ("sasrec.tied=null", r"sasrec.tied: expected true or false, got None"),
+        ("name=3", r"name: expected str, got 3"),
+        ("eval.ks=5", r"eval.ks: expected a list, got 5"),
+        ("eval.ks=[1,x]", r"eval.ks\[1\]: expected int, got 'x'"),
+        ("data.columns=[a]", r"data.columns: expected a mapping, got \['a'\]"),
+        ("data.columns={user: 3}", r"data.columns.user: expected str, got 3"),
+        ("data.item_columns={1: title}", r"data.item_columns: expected str keys, got 1"),
+        ("sasrec=3", r"sasrec: expected a mapping of settings, got 3"),
+    ],
+)
+def test_wrong_type_is_reported(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^defaults \+ overrides \({re.escape(override)}\): {message}$"):
+        load_config(None, [override])
 
 
 def test_int_is_accepted_for_float() -> None:
-    assert load_config(None, ["sasrec.lr=1"]).sasrec.lr == 1.0
+    lr = load_config(None, ["sasrec.lr=1"]).sasrec.lr
+    assert lr == 1.0 and isinstance(lr, float)
+    assert isinstance(load_config("default").sasrec.max_minutes, float)  # written `max_minutes: 8`
+
+
+def test_a_wrong_key_or_type_is_reported_before_a_broken_rule() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting 'sasrec.hiden'"):
+        load_config(None, ["sasrec.heads=0", "sasrec.hiden=3"])
+    with pytest.raises(ConfigError, match=r"sasrec.epochs: expected int"):
+        load_config(None, ["sasrec.heads=0", "sasrec.epochs=x"])
 
 
 def test_bad_yaml_names_the_line(tmp_path) -> None:
@@ -110,16 +147,16 @@ def test_every_preset_passes_its_own_rules(name: str) -> None:
     assert isinstance(load_config(name), RunConfig)
 
 
-def _unchecked(cls: type, prefix: str = "") -> set[str]:
-    """Settings that are neither a bool, a section nor a field with a declared rule."""
+def _unchecked(cls: type[Section], prefix: str = "") -> set[str]:
+    """Settings that are neither a bool, a section nor a field with a rule (a constraint, a choice,
+    a ``check_<name>`` validator) that docs/config.md lists."""
     names = set()
-    hints = typing.get_type_hints(cls)
-    for item in dataclasses.fields(cls):
-        key = f"{prefix}{item.name}"
-        if dataclasses.is_dataclass(hints[item.name]):
-            names |= _unchecked(hints[item.name], f"{key}.")
-        elif hints[item.name] is not bool and not item.metadata.get("checks"):
-            names.add(key)
+    for name, info in cls.model_fields.items():
+        annotation = unwrap(info.annotation)[0]
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            names |= _unchecked(annotation, f"{prefix}{name}.")
+        elif annotation is not bool and not field_rules(cls, name, info):
+            names.add(f"{prefix}{name}")
     return names
 
 
@@ -142,6 +179,17 @@ def test_every_number_and_choice_has_a_rule() -> None:
         (["data.columns={usr: a}"], r"data.columns=\{'usr': 'a'\}: map only user, item, timestamp, rating"),
         (["models=[llm]"], r"models=\['llm'\]: the llm is built from sasrec \(tokenize.features=both\); list sasrec before llm"),
         (["models=[]"], r"models=\[\]: give at least one"),
+        (["models=[mostpop, sasrec, llm, harmonized]", "sasrec.train_on=train+valid"],
+         r"models=\[.*\]: the harmonized model fits its weight on validation users, which sasrec.train_on=train\+valid "
+         r"trains on; set sasrec.train_on=train, or give harmonized.weight a number"),
+        (["llm.eval_steps=7"], r"llm.eval_steps=7: must be a multiple of llm.log_steps=5 \(validation runs at a"),
+        (["sasrec.similarity=foo"], r"sasrec.similarity='foo': choose one of dot, cosine$"),
+        (["sasrec.dropout=1"], r"sasrec.dropout=1.0: must be in \[0, 1\)$"),  # shown as the float it loads as
+        (["harmonized.weight=1.5"], r"harmonized.weight=1.5: must be in \[0, 1\]$"),
+        (["tokenize.codebook_size=1"], r"tokenize.codebook_size=1: must be at least 2$"),
+        (["eval.ks=[5, 0]"], r"eval.ks=\[5, 0\]: 0: must be at least 1$"),
+        (["device=tpu"], r"device='tpu': choose auto, cpu or cuda\[:N\]$"),
+        (["data.separator=;;"], r"data.separator=';;': give one character"),
         (["seed=-1"], r"seed=-1: must be in \[0, 4294967295\]"),
         (["sasrec.lr=0"], r"sasrec.lr=0.0: must be above 0"),
         (["data.encoding=base64"], r"data.encoding='base64': not a text encoding"),
@@ -156,16 +204,34 @@ def test_rules_name_the_setting_and_the_fix(overrides, message) -> None:
 @pytest.mark.parametrize(
     "overrides",
     [["device=cuda:1"], ["data.path=x", "data.dataset=mine", "data.format=csv"], ["models=[llm]", "tokenize.features=text"],
-     ["data.encoding=latin-1"], ["data.separator=tab"], ["llm.eval_steps=0"], ["sasrec.init_std=null"]],
+     ["data.encoding=latin-1"], ["data.separator=tab"], ["llm.eval_steps=0"], ["sasrec.init_std=null"],
+     ["sasrec.exclude_seen=true"], ["sasrec.heads=4", "sasrec.hidden=32"],
+     ["models=[mostpop, sasrec, llm, harmonized]", "sasrec.train_on=train+valid", "harmonized.weight=0.5"]],
 )
 def test_valid_combinations_pass(overrides) -> None:
     load_config(None, overrides)
 
 
-def test_check_config_checks_a_section_built_in_code() -> None:
-    check_config(DataConfig())
+def test_a_section_is_checked_when_built_and_again_by_check_config() -> None:
+    with pytest.raises(pydantic.ValidationError):  # in code: a bug, with pydantic's own message
+        DataConfig(max_history=-1)
     with pytest.raises(ConfigError, match=r"^data.max_history=-1: must be at least 0$"):
-        check_config(DataConfig(max_history=-1), "data")
+        parse_section(DataConfig, {"max_history": -1}, "data")  # from a user (the CLI's flags): one line
+    config = DataConfig()
+    check_config(config)
+    config.max_history = -1  # assignments are not checked...
+    with pytest.raises(ConfigError, match=r"^data.max_history=-1: must be at least 0$"):
+        check_config(config, "data")  # ...until the section is used
+    run = RunConfig()
+    run.sasrec.heads = 3
+    with pytest.raises(ConfigError, match=r"^sasrec.hidden=64: must be a multiple of sasrec.heads=3 "):
+        check_config(run)
+
+
+def test_a_copy_takes_changes_and_each_config_its_own_lists() -> None:
+    config = SASRecConfig()
+    assert config.model_copy(update={"loss": "bce"}).loss == "bce" and config.loss == "ce"
+    assert RunConfig().eval.ks is not RunConfig().eval.ks  # a list default is copied for each config
 
 
 FROZEN_DICTS = Path(__file__).parent / "fixtures" / "config_dicts.json"

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from alignrec import __version__
 from alignrec.catalog import model_names
-from alignrec.config import DataConfig, EvalConfig, RunConfig, check_config, load_config
+from alignrec.config import DataConfig, EvalConfig, RunConfig, load_config, parse_section
 from alignrec.errors import AlignrecError, ConfigError
 
 EXIT_USER_ERROR = 2
@@ -57,21 +57,20 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
         raise ConfigError("--format needs --path: the file or folder of your dataset")
     if args.path is not None and args.format is None:
         raise ConfigError("--path needs --format recbole|lcrec|csv")
-    config = DataConfig(
-        dataset=args.dataset if args.path is None else None,
-        format=args.format,
-        path=args.path,
-        min_user_interactions=args.min_user_interactions,
-        min_item_interactions=args.min_item_interactions,
-        min_rating=args.min_rating,
-        max_history=args.max_history,
-        separator=args.separator,
-        columns=_mapping(args.columns, "--columns") if args.columns else {},
-        item_path=args.items,
-        item_columns=_mapping(args.item_columns, "--item-columns") if args.item_columns else {},
-        encoding=args.encoding,
-    )
-    check_config(config, "data")
+    config = parse_section(DataConfig, {
+        "dataset": args.dataset if args.path is None else None,
+        "format": args.format,
+        "path": args.path,
+        "min_user_interactions": args.min_user_interactions,
+        "min_item_interactions": args.min_item_interactions,
+        "min_rating": args.min_rating,
+        "max_history": args.max_history,
+        "separator": args.separator,
+        "columns": _mapping(args.columns, "--columns") if args.columns else {},
+        "item_path": args.items,
+        "item_columns": _mapping(args.item_columns, "--item-columns") if args.item_columns else {},
+        "encoding": args.encoding,
+    }, "data")
     started = time.perf_counter()
     dataset = prepare_dataset(config, args.out)
     print(format_stats(dataset_stats(dataset)))

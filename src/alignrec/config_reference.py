@@ -1,4 +1,4 @@
-"""``docs/config.md``, generated from the config's dataclasses: every setting, its type, default, rules
+"""``docs/config.md``, generated from the config's models: every setting, its type, default, rules
 and description (the attribute docstring under it in ``config.py``), so the reference cannot drift.
 
     python -m alignrec.config_reference > docs/config.md
@@ -8,57 +8,54 @@ and description (the attribute docstring under it in ``config.py``), so the refe
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import inspect
+import types
 import typing
-from typing import Any
+from typing import Any, Literal
 
-from alignrec import config as config_module
-from alignrec.config import Check, Each, InCatalog, MultipleOf, OneOf, Range, RunConfig
+from annotated_types import MinLen
+from pydantic.fields import FieldInfo
+
+from alignrec.config import RunConfig, Section, describe_range, unwrap
 
 
-def _docstrings(cls: type) -> dict[str, str]:
-    """Attribute docstrings: the string literal right under ``name: type = ...`` in the class body."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body  # type: ignore[attr-defined]
-    found = {}
-    for statement, following in zip(body, body[1:], strict=False):
-        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)):
-            found[statement.target.id] = " ".join(following.value.value.split())
+def _constraints(annotation: Any, metadata: list[Any]) -> list[str]:
+    """What pydantic checks of a value: its length, its range, its choices, the same of each element."""
+    found = ["at least one"] if any(isinstance(c, MinLen) and c.min_length == 1 for c in metadata) else []
+    bounds = describe_range(metadata)
+    if bounds is not None:
+        found.append(bounds)
+    if typing.get_origin(annotation) is Literal:
+        found.append("one of " + ", ".join(f"`{option}`" for option in typing.get_args(annotation)))
+    if typing.get_origin(annotation) is list:
+        found += [f"each {rule}" for rule in _constraints(*unwrap(typing.get_args(annotation)[0]))]
     return found
 
 
-def _rule(rule: Any) -> str:
-    if isinstance(rule, Range):
-        return rule.describe()
-    if isinstance(rule, OneOf):
-        return "one of " + ", ".join(f"`{o}`" for o in rule.options)
-    if isinstance(rule, Each):
-        return ("at least one; " if rule.nonempty else "") + "each " + _rule(rule.rule)
-    if isinstance(rule, MultipleOf):
-        return f"a multiple of `{rule.other}`"
-    if isinstance(rule, InCatalog):
-        return "models of `alignrec.catalog`, each after those it is built from"
-    if isinstance(rule, Check):
-        return rule.fix
-    return type(rule).__name__
-
-
-def _default(item: dataclasses.Field) -> str:
-    if item.default is not dataclasses.MISSING:
-        value = item.default
-    elif item.default_factory is not dataclasses.MISSING:
-        value = item.default_factory()
-    else:
-        return ""
-    return f"`{value!r}`".replace("|", "\\|")
+def field_rules(cls: type[Section], name: str, info: FieldInfo) -> str:
+    """The constraints, then the section's ``check_<name>`` validator, by its docstring."""
+    rules = _constraints(unwrap(info.annotation)[0], info.metadata)
+    check = getattr(cls, f"check_{name}", None)
+    if check is not None:
+        rules.append(" ".join(check.__doc__.split()))
+    return "; ".join(rules)
 
 
 def _type(annotation: Any) -> str:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    return f"`{text}`".replace("|", "\\|")
+    """As it would be written without its constraints: a choice of strings is a ``str``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type(args[0])
+    if origin is Literal:
+        return type(args[0]).__name__
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type(arg) for arg in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_type(arg) for arg in args)}]"
+    return "None" if annotation is type(None) else annotation.__name__
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def render() -> str:
@@ -67,29 +64,32 @@ def render() -> str:
              "Generated from `src/alignrec/config.py` by `python -m alignrec.config_reference > docs/config.md`; "
              "do not edit by hand. Set any key in a YAML file (`--config`) or with `--set key=value`.", ""]
     for prefix, cls in _sections(RunConfig).items():
-        docs, hints = _docstrings(cls), typing.get_type_hints(cls, vars(config_module))
         lines += [f"## `{prefix or 'top level'}`", ""]
-        if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("):
+        if cls.__doc__:
             lines += [" ".join(cls.__doc__.split()), ""]
         lines += ["| key | type | default | rules | description |", "|---|---|---|---|---|"]
-        for item in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[item.name]):
+        for name, info in cls.model_fields.items():
+            if _is_section(info.annotation):
                 continue
-            key = f"{prefix}.{item.name}" if prefix else item.name
-            rules = "; ".join(_rule(r) for r in item.metadata.get("checks", ())).replace("|", "\\|")
-            lines.append(f"| `{key}` | {_type(item.type)} | {_default(item)} | {rules} | "
-                         f"{docs.get(item.name, '').replace('|', chr(92) + '|')} |")
+            key = f"{prefix}.{name}" if prefix else name
+            default = f"`{info.get_default(call_default_factory=True)!r}`"
+            description = " ".join((info.description or "").split())
+            lines.append(f"| `{key}` | {_cell(f'`{_type(info.annotation)}`')} | {_cell(default)} | "
+                         f"{_cell(field_rules(cls, name, info))} | {_cell(description)} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _sections(cls: type, prefix: str = "") -> dict[str, type]:
-    """Every config dataclass under ``cls`` by its dotted prefix, the top level first."""
-    found = {prefix: cls}
-    hints = typing.get_type_hints(cls, vars(config_module))
-    for item in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[item.name]):
-            found.update(_sections(hints[item.name], f"{prefix}.{item.name}" if prefix else item.name))
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Section)
+
+
+def _sections(cls: type[Section], prefix: str = "") -> dict[str, type[Section]]:
+    """Every config section under ``cls`` by its dotted prefix, the top level first."""
+    found: dict[str, type[Section]] = {prefix: cls}
+    for name, info in cls.model_fields.items():
+        if _is_section(info.annotation):
+            found.update(_sections(info.annotation, f"{prefix}.{name}" if prefix else name))
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -25,7 +24,7 @@ KEY = "test-key"
 @pytest.fixture
 def store(run_dir, tmp_path, serve_config):
     with open_store(f"sqlite:{tmp_path / 'store.sqlite'}") as opened:
-        precompute(run_dir, opened, replace(serve_config, min_history=2), progress=False)
+        precompute(run_dir, opened, serve_config.model_copy(update={"min_history": 2}), progress=False)
         yield opened
 
 
@@ -99,7 +98,7 @@ def test_too_short_history_and_a_slow_model_fall_back(run_dir, store, serve_conf
             time.sleep(1.0)
             return np.zeros((len(histories), k), dtype=np.int64), np.zeros((len(histories), k), dtype=np.float32)
 
-    config = replace(serve_config, min_history=2, live_timeout_s=0.05)
+    config = serve_config.model_copy(update={"min_history": 2, "live_timeout_s": 0.05})
     with TestClient(create_app(ServeState(run_dir, store, config, recommender=Sleepy()))) as client:
         empty = client.post("/v1/recommendations", json={"history": []}).json()
         slow = client.post("/v1/recommendations", json={"history": ["i1", "i2"], "k": 3}).json()
@@ -113,7 +112,7 @@ def test_admin_reload_needs_the_key_and_switches_snapshot(client, run_dir, store
     assert client.post("/v1/admin/reload").status_code == 401
     assert client.post("/v1/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 403
     first = store.current()
-    second = precompute(run_dir, store, replace(serve_config, k=5), progress=False).snapshot
+    second = precompute(run_dir, store, serve_config.model_copy(update={"k": 5}), progress=False).snapshot
     assert client.get("/v1/users/u0/recommendations").json()["snapshot"] == first
     response = client.post("/v1/admin/reload", headers={"X-API-Key": KEY})
     assert response.json() == {"previous": first, "snapshot": second, "changed": True}

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -106,7 +105,7 @@ def redis_client(run_dir, serve_config, private_redis, monkeypatch) -> Iterator[
     """The app in-process on a snapshot in the private Redis (min_history=2: `lonely` gets a cached fallback)."""
     monkeypatch.setenv(API_KEY_ENV, KEY)
     with open_store(f"{private_redis.url}?prefix=faults") as store:
-        precompute(run_dir, store, replace(serve_config, min_history=2), progress=False)
+        precompute(run_dir, store, serve_config.model_copy(update={"min_history": 2}), progress=False)
         state = ServeState(run_dir, store, serve_config, recommender=load_recommender(run_dir, "sasrec", SequenceDataset.load(run_dir / "data")))
         with TestClient(create_app(state)) as client:
             yield client, state

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,7 +65,7 @@ def browser() -> Iterator[Browser]:
 def serving(run: Path, store_path: Path, serve_config: ServeConfig) -> Iterator[str]:
     """Precompute SASRec's lists into SQLite and serve the run on a free loopback port."""
     store = open_store(f"sqlite:{store_path}")
-    precompute(run, store, replace(serve_config, min_history=2), progress=False)
+    precompute(run, store, serve_config.model_copy(update={"min_history": 2}), progress=False)
     state = ServeState(run, store, serve_config, recommender=load_recommender(run, "sasrec", SequenceDataset.load(run / "data")))
     server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ def sqlite(tmp_path, name: str = "store"):
 
 def test_every_user_gets_one_list_and_short_histories_the_flagged_fallback(run_dir, tmp_path, serve_config):
     dataset = SequenceDataset.load(run_dir / "data")
-    config = replace(serve_config, min_history=2)
+    config = serve_config.model_copy(update={"min_history": 2})
     with sqlite(tmp_path) as store:
         result = precompute(run_dir, store, config, progress=False)
         assert store.current() == result.snapshot and not result.resumed
@@ -106,7 +105,7 @@ precompute(sys.argv[1], open_store(sys.argv[2]), ServeConfig(model="slow", k=10,
 def test_kill_9_mid_job_then_resume_equals_an_uninterrupted_run(run_dir, tmp_path, serve_config, monkeypatch):
     monkeypatch.setattr(catalog, "_CATALOG", dict(catalog._CATALOG))
     catalog.register_model(ModelEntry("slow", lambda run, ds, horizon: MostPop.fit(ds)))
-    config = replace(serve_config, model="slow", keep=3)
+    config = serve_config.model_copy(update={"model": "slow", "keep": 3})
     url = f"sqlite:{tmp_path / 'killed.sqlite'}"
     job = subprocess.Popen([sys.executable, "-c", SLOW_JOB, str(run_dir), url], env=os.environ.copy())
     with open_store(url) as store:
@@ -177,7 +176,7 @@ def test_the_thread_count_is_part_of_the_job(run_dir, tmp_path, serve_config):
     """A snapshot made at other threads is not taken for this job's (its last bits may differ)."""
     with sqlite(tmp_path) as store:
         first = precompute(run_dir, store, serve_config, progress=False)
-        other = precompute(run_dir, store, replace(serve_config, threads=2), progress=False)
+        other = precompute(run_dir, store, serve_config.model_copy(update={"threads": 2}), progress=False)
     assert not other.skipped and other.snapshot != first.snapshot
 
 
@@ -198,7 +197,7 @@ def test_the_model_scores_at_serve_threads_whatever_the_process_runs_with(run_di
         for process_threads, serve_threads in ((2, 1), (1, 2)):
             torch.set_num_threads(process_threads)
             seen.clear()
-            config = replace(serve_config, model="spy", threads=serve_threads)
+            config = serve_config.model_copy(update={"model": "spy", "threads": serve_threads})
             with sqlite(tmp_path, f"spy{process_threads}") as store:
                 precompute(run_dir, store, config, progress=False)
             assert set(seen) == {serve_threads} and torch.get_num_threads() == process_threads

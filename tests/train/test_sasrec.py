@@ -1,7 +1,5 @@
 """SASRec learns what it should, and a resumed run equals an uninterrupted one."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -18,6 +16,12 @@ from tests.conftest import cyclic_dataset
 
 SMALL = dict(hidden=16, layers=1, heads=1, ffn_mult=2, dropout=0.0, max_len=16, batch_size=32, lr=5e-3,
              eval_every=1, patience=100)
+
+
+def unchecked(**changes: object) -> SASRecConfig:
+    """A one-epoch SMALL config with ``changes`` that skipped validation (as a copy or an assignment
+    does), which the trainer checks before it starts."""
+    return SASRecConfig(epochs=1, **SMALL).model_copy(update=changes)
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -64,7 +68,7 @@ def test_a_run_stopped_by_its_budget_extends_under_a_larger_one_to_the_uninterru
     ds = cyclic_dataset(num_users=60)
     config = SASRecConfig(epochs=3, **{**SMALL, "dropout": 0.2})
     straight, _ = trainer.train_sasrec(ds, config, tmp_path / "a", seed=3, progress=False)
-    tiny_budget = dataclasses.replace(config, max_minutes=1e-9)
+    tiny_budget = config.model_copy(update={"max_minutes": 1e-9})
     _, stopped = trainer.train_sasrec(ds, tiny_budget, tmp_path / "b", seed=3, progress=False)
     assert stopped.epoch == 1
     _, again = trainer.train_sasrec(ds, tiny_budget, tmp_path / "b", seed=3, progress=False)
@@ -136,7 +140,7 @@ def test_final_fit_learns_the_validation_item_and_runs_fixed_epochs(tmp_path) ->
     assert state.epoch == 3 and state.best_epoch == 3  # no early stopping: the validation item is training data
     assert all("valid_ndcg@10" not in row for row in state.log)
     with pytest.raises(AlignrecError, match="train_on"):
-        trainer.train_sasrec(cyc, SASRecConfig(epochs=1, train_on="all", **SMALL), tmp_path / "x", progress=False)
+        trainer.train_sasrec(cyc, unchecked(train_on="all"), tmp_path / "x", progress=False)
 
 
 def test_linear_schedule_decays_to_zero_over_the_epochs(tmp_path) -> None:
@@ -151,7 +155,7 @@ def test_linear_schedule_decays_to_zero_over_the_epochs(tmp_path) -> None:
     last_lr = saved["optimizer"]["param_groups"][0]["lr"]
     assert 0.0 < last_lr <= config.lr / 4  # the last of 4 epochs' steps ran at the bottom of the slope
     with pytest.raises(AlignrecError, match="lr_schedule"):
-        trainer.train_sasrec(ds, SASRecConfig(epochs=1, lr_schedule="cosine", **SMALL), tmp_path / "x", progress=False)
+        trainer.train_sasrec(ds, unchecked(lr_schedule="cosine"), tmp_path / "x", progress=False)
 
 
 def test_ema_weights_are_the_ones_validated_and_kept(tmp_path) -> None:
@@ -171,8 +175,7 @@ def test_ema_weights_are_the_ones_validated_and_kept(tmp_path) -> None:
                                                ("attention_dropout", 1.0), ("attention_dropout", -0.1)])
 def test_bad_ema_decay_init_std_or_attention_dropout_is_a_clear_error(tmp_path, setting: str, value: float) -> None:
     with pytest.raises(AlignrecError, match=f"sasrec.{setting}="):
-        trainer.train_sasrec(cyclic_dataset(num_users=20), SASRecConfig(epochs=1, **{**SMALL, setting: value}),
-                             tmp_path, progress=False)
+        trainer.train_sasrec(cyclic_dataset(num_users=20), unchecked(**{setting: value}), tmp_path, progress=False)
 
 
 def test_seen_items_lists_each_positions_inputs_so_far() -> None:
@@ -220,5 +223,4 @@ def test_exclude_seen_trains_and_is_refused_with_bce(tmp_path) -> None:
     test = trainer.evaluate_sasrec(model, ds, "test", EvalConfig(ks=[10]), progress=False)
     assert state.log[-1]["loss"] < 0.5 * state.log[0]["loss"] and test.metrics["recall@10"] > 0.5
     with pytest.raises(AlignrecError, match="sasrec.exclude_seen"):
-        trainer.train_sasrec(ds, SASRecConfig(epochs=1, loss="bce", exclude_seen=True, **SMALL), tmp_path / "bce",
-                             progress=False)
+        trainer.train_sasrec(ds, unchecked(loss="bce", exclude_seen=True), tmp_path / "bce", progress=False)

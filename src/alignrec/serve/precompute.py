@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def precompute(
     if config.model == "best":
         from alignrec.models.harmonized import best_on_validation  # torch and transformers: only when asked
 
-        config = replace(config, model=best_on_validation(RunDir(run_dir)))
+        config = config.model_copy(update={"model": best_on_validation(RunDir(run_dir))})
     dataset = SequenceDataset.load(RunDir(run_dir).data)
     users = read_user_file(users_file, dataset) if users_file else np.arange(dataset.num_users, dtype=np.int64)
     shards = plan_shards(dataset, users, config.batch_size)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from alignrec.config import EvalConfig, SASRecConfig, check_config
+from alignrec.config import EvalConfig, SASRecConfig, check_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import Split, eval_users, train_sequence
 from alignrec.eval.evaluator import EvalResult, evaluate_rankings
@@ -198,7 +198,7 @@ def _save_checkpoint(path: Path, model: SASRec, ema: AveragedModel | None,
                 "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
                 "state": dataclasses.asdict(state),
-                "config": dataclasses.asdict(config),
+                "config": to_dict(config),
                 "seed": seed,
                 "data": data,
                 "code": code_versions(),
