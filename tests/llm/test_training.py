@@ -39,6 +39,20 @@ def test_training_lowers_the_loss_and_logs_each_task(cyclic: SequenceDataset, ti
     assert (tmp_path / "run" / "task_loss.png").stat().st_size > 0
 
 
+def test_no_validation_runs_when_eval_steps_is_0(
+    cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact, _ = tiny_tokens
+
+    def no_validation(*args, **kwargs):
+        raise AssertionError("validated with eval_steps 0")
+
+    monkeypatch.setattr(training, "subset_metrics", no_validation)  # the final check too: its beam search is costly
+    summary = train_llm(cyclic, artifact, tiny_llm_config(max_steps=2, eval_steps=0, save_steps=100),
+                        tmp_path / "run", seed=0)
+    assert summary["steps"] == 2 and "valid_subset_recall@10" not in summary
+
+
 def test_a_crash_resumes_to_the_uninterrupted_weights(
     cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -326,9 +326,8 @@ def train_llm(
             "backbone": prepared.source, "token_init": config.token_init, "pad_id": prepared.pad_id,
         })
         final = final_validation(out, trainer.state.global_step,
-                                 lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
-        if not config.eval_steps:
-            final = {}
+                                 lambda: subset_metrics(recommender.recommend, dataset, users, "valid")
+                                 ) if config.eval_steps else {}  # eval_steps 0: no validation at all
         summary = {
             "steps": trainer.state.global_step,
             "train_s": budget.elapsed(),
