@@ -305,8 +305,9 @@ class LLMConfig(Section):
     """Stop after this many optimiser steps (0 = run the epochs)."""
     max_minutes: NonNegative = 0.0
     """Stop training after this much wall time (0 = no cap); checkpoints are kept."""
-    bf16: bool = False
-    """bf16 autocast on CPU (measure: it helps only where the CPU has bf16 matrix units)."""
+    bf16: bool | Literal["auto"] = "auto"
+    """bf16 autocast in training and decoding. ``auto``: where the hardware computes bf16 (a GPU that
+    supports it, a CPU with AVX-512 BF16 or AMX); elsewhere it is emulated, many times slower than fp32."""
     log_steps: AtLeast1 = 5
     save_steps: AtLeast1 = 50
     eval_steps: AtLeast0 = 50
@@ -319,6 +320,14 @@ class LLMConfig(Section):
     test_users: AtLeast0 = 0
     """Test users ranked by the LLM after training: 0 = all; else a fixed, seeded subset (LLM decoding
     is slow on CPU); the table then says so and every model is scored on the same users."""
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def check_bf16(cls, value: Any) -> Any:
+        """true, false or auto"""
+        if not isinstance(value, bool) and value != "auto":
+            raise ValueError("choose true, false or auto")
+        return value
 
     @model_validator(mode="after")
     def check_eval_steps(self) -> Self:

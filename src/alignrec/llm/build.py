@@ -19,7 +19,7 @@ from alignrec.config import LLMConfig, load_config
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import Split
 from alignrec.decode.trie import CodeTrie
-from alignrec.device import resolve_device
+from alignrec.device import resolve_device, use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm.encoding import ExampleEncoder
@@ -64,7 +64,8 @@ def build_llm(
     adapter: Path | None = None, device: torch.device | str = "cpu",
 ) -> LLMBuild:
     """The recommender to train (``adapter`` None: new LoRA, code rows initialised by ``llm.token_init``)
-    or the trained one in ``adapter`` (merged, in eval mode, on ``device``)."""
+    or the trained one in ``adapter`` (merged, in eval mode, on ``device``, which also decides
+    ``llm.bf16: auto``)."""
     llm = load_causal_lm(config.backbone, seed)
     if adapter is None:
         from peft import LoraConfig, get_peft_model
@@ -99,7 +100,7 @@ def build_llm(
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
-                                 config.decode_batch_size, config.bf16,
+                                 config.decode_batch_size, use_bf16(config.bf16, device),
                                  prompt_title(ItemFacts(dataset), config.history_titles))
     return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender)
 

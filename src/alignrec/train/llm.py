@@ -37,6 +37,7 @@ from rich.console import Console
 from alignrec.config import LLMConfig, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.split import history, targets
+from alignrec.device import use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.eval.metrics import ndcg_at, recall_at, target_rank
 from alignrec.eval.subset import fixed_users
@@ -270,7 +271,7 @@ def train_llm(
     rank, world_size = world()
     on_cpu = torch.device(device).type == "cpu"
     set_seed(seed)
-    prepared = build_llm(config, artifact, dataset, seed)
+    prepared = build_llm(config, artifact, dataset, seed, device=device)
     rows, report = training_rows(dataset, prepared, config, seed)
     if rank == 0:
         for name, why in report["skipped"].items():
@@ -291,7 +292,7 @@ def train_llm(
         logging_steps=config.log_steps,
         save_steps=config.save_steps,
         save_total_limit=2,
-        bf16=config.bf16,
+        bf16=use_bf16(config.bf16, device),
         use_cpu=on_cpu,
         seed=seed,
         data_seed=seed,
