@@ -34,6 +34,8 @@ CHROMIUM = os.environ.get("ALIGNREC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run"]
 REQUIRE_ENV = "ALIGNREC_REQUIRE_BROWSER"
+WAIT_MS = 20_000
+"""How long an expectation waits: a loaded CI machine answers a click in seconds, not Playwright's default 5."""
 
 
 def _missing() -> str | None:
@@ -53,8 +55,9 @@ def browser() -> Iterator[Browser]:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but {missing}")
         pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched
@@ -103,6 +106,16 @@ def page_of(browser: Browser) -> Iterator[Callable[[str], tuple[Page, list[str]]
         page.close()
 
 
+def search(page: Page, box: str, results: str, query: str) -> None:
+    """Type a query and wait until every listed result matches it: clicking the list the page showed before
+    the (debounced) search answered would race its replacement."""
+    from playwright.sync_api import expect
+
+    page.fill(box, query)
+    expect(page.locator(results).first).to_contain_text(query)
+    expect(page.locator(results).filter(has_not_text=query)).to_have_count(0)
+
+
 def test_pick_a_user_see_titles_and_codes_post_a_history(page_of, coded_run, tmp_path, serve_config) -> None:
     from playwright.sync_api import expect
 
@@ -112,10 +125,13 @@ def test_pick_a_user_see_titles_and_codes_post_a_history(page_of, coded_run, tmp
         expect(page.locator("#codes-note")).to_be_hidden()
 
         # pick a user: the history in order, with codes; the cached top-10 with titles
-        page.fill("#user-search", "u12")
+        search(page, "#user-search", "#user-results li", "u12")
         page.click("button[data-user='u12']")
         recs = page.locator("#recs tbody tr")
-        expect(recs).to_have_count(10)
+        try:
+            expect(recs).to_have_count(10)
+        except AssertionError as error:  # say what the page said, e.g. a failed request
+            raise AssertionError(f"{error}\npage status: {page.inner_text('#status')!r}") from None
         expect(page.locator("#recs-source")).to_have_text("cache")
         titles = page.locator("#recs tbody .item-link").all_inner_texts()
         assert all(title.startswith("Film ") for title in titles)
@@ -133,7 +149,7 @@ def test_pick_a_user_see_titles_and_codes_post_a_history(page_of, coded_run, tmp
 
         # an ad-hoc history from the item search, recommended live
         for query in ("Film 4", "Film 5", "Film 6"):
-            page.fill("#item-search", query)
+            search(page, "#item-search", "#item-results li", query)
             page.locator("#item-results li", has_text=query).first.locator("button.add").click()
         expect(page.locator("#basket li")).to_have_count(3)
         page.click("#recommend")
