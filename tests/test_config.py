@@ -238,7 +238,7 @@ def test_a_copy_takes_changes_and_each_config_its_own_lists() -> None:
 
 FROZEN_DICTS = Path(__file__).parent / "fixtures" / "config_dicts.json"
 """``to_dict`` of the defaults and of each preset as the dataclass config (commit 66403f8) made them,
-but for ``llm.bf16`` (``auto`` since, a deliberate change of the LLM's settings): stage fingerprints
+but for ``llm.bf16`` (``auto`` since) and the new ``harmonized.fit_p``, deliberate changes: stage fingerprints
 hash these dicts, so a run made then must still resume as done."""
 
 

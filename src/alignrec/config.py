@@ -349,11 +349,15 @@ class HarmonizedConfig(Section):
     """SASRec's top items per user that join the candidates (at least k, so weight 0 is SASRec's list)."""
     weight: float | None = Field(None, ge=0, le=1)
     """The LLM's share w of a candidate's score ``(1 - w) log p_sasrec + w log p_llm``; null: the
-    weight of the grid with the best NDCG@10 on validation users, fitted once and saved with the run."""
+    weight of the grid with the best NDCG@10 on validation users (kept only where it beats weight 0
+    there, see ``fit_p``), fitted once and saved with the run."""
     grid: int = Field(21, ge=2)
     """Weights tried when fitting: evenly spaced over [0, 1] (21: steps of 0.05)."""
     fit_users: AtLeast0 = 200
     """Validation users the weight is fitted on: a fixed, seeded subset (0 = all)."""
+    fit_p: float = Field(0.05, gt=0, le=1)
+    """The fitted weight replaces 0 (SASRec's lists) only if it beats them on the fit users' NDCG@10
+    by a paired sign-flip test with p below this (1: the best weight of the grid, tested or not)."""
 
 
 class ServeConfig(Section):

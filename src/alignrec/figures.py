@@ -138,11 +138,13 @@ def sequence_lengths(lengths: np.ndarray) -> Figure:
     return fig
 
 
-def fusion_weights(rows: list[dict[str, float]], chosen: float) -> Figure:
-    """The harmonized model's validation Recall@10 and NDCG@10 at each LLM weight, and the one kept."""
+def fusion_weights(rows: list[dict[str, float]], chosen: float, best: float, p: float) -> Figure:
+    """The harmonized model's validation Recall@10 and NDCG@10 at each LLM weight, the best and the one kept."""
     fig, (ax,) = _figure(5.5, 3.4)
     for metric in ("recall@10", "ndcg@10"):
         ax.plot([r["weight"] for r in rows], [r[metric] for r in rows], marker="o", markersize=3, label=metric)
+    if best != chosen:
+        ax.axvline(best, color="grey", linestyle=":", linewidth=1, label=f"best: w={best:g} (p={p:.2g} vs w=0)")
     ax.axvline(chosen, color="black", linestyle="--", linewidth=1, label=f"kept: w={chosen:g}")
     ax.set(xlabel="LLM weight w (0 = SASRec's list)", ylabel="validation", title="harmonized: the fitted weight")
     ax.grid(alpha=0.3)

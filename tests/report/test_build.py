@@ -78,13 +78,15 @@ def test_a_full_run_gets_every_section_embedded_in_one_file(partial_run) -> None
     (partial_run / "harmonized").mkdir()
     grid = [{"weight": w, "recall@10": 0.1 + w / 10, "ndcg@10": 0.05 + w / 20} for w in (0.0, 0.5, 1.0)]
     write_json(partial_run / "harmonized" / "fusion.json",
-               {"weight": 0.5, "fitted": True, "select_by": "ndcg@10", "users": 30, "grid": grid})
+               {"weight": 0.0, "best_weight": 1.0, "p_vs_sasrec": 0.31, "fit_p": 0.05, "fitted": True,
+                "select_by": "ndcg@10", "users": 30, "grid": grid})
     path, sections = write_report(partial_run)
     assert path == partial_run / "report.html" and not [s.title for s in sections if s.skipped]
     page = path.read_text()
     pngs = images(page)
     assert len(pngs) == 6 and all(p.startswith(PNG) and len(p) > 5000 for p in pngs)
-    assert "Kept w=0.5 (best validation ndcg@10 on 30 users)" in page
+    assert ("Kept w=0: the best, w=1, did not beat w=0 on validation ndcg@10 (30 users, paired p=0.31, "
+            "not below harmonized.fit_p=0.05)") in page
     assert "(baseline)" in page and "(+0.0%, p=1.0000)" in page  # the same lists: no change, p = 1
     assert "llm (40 users)" in page and "best validation Recall@10 0.2500 at step 10" in page
     assert "20.00% before resolution, 0.00% after" in page and "<td>4/4</td>" in page

@@ -13,7 +13,7 @@ from alignrec.config import load_config
 from alignrec.errors import ConfigError
 from alignrec.io import read_json
 from alignrec.models.harmonized import Candidates
-from alignrec.train.harmonized import best_weight, grid_scores
+from alignrec.train.harmonized import best_weight, grid_scores, guarded_weight
 
 TINY_RUN = [
     "--set", "threads=1",
@@ -37,6 +37,31 @@ def test_the_grid_scores_each_weight_and_the_best_ndcg_wins_toward_sasrec() -> N
     assert best_weight(rows)["weight"] == 0.0  # all equal: the one closest to SASRec
     rows[2]["ndcg@10"] += 0.1
     assert best_weight(rows)["weight"] == 1.0
+
+
+def test_a_best_weight_that_does_not_beat_sasrec_significantly_is_not_kept() -> None:
+    # 40 users; at w=1 the LLM lifts the target from rank 2 to rank 1 for `lifted` users, and drops it
+    # from rank 1 to rank 2 for `dropped` ones; everyone else is unchanged.
+    def case(lifted: int, dropped: int) -> tuple[Candidates, np.ndarray]:
+        users = 40
+        items = np.tile([1, 2], (users, 1))
+        goal = np.ones(users, dtype=np.int64)
+        goal[:lifted] = 2  # SASRec ranks item 2 second; the LLM puts it first
+        llm = np.tile([-1.0, -5.0], (users, 1))
+        llm[:lifted] = [-5.0, -1.0]
+        llm[lifted : lifted + dropped] = [-5.0, -1.0]  # the LLM moves item 2 up where item 1 was the target
+        return Candidates(items=items, sasrec=np.tile([-1.0, -2.0], (users, 1)), llm=llm), goal
+
+    clear, goal = case(lifted=12, dropped=0)
+    weight, p = guarded_weight(clear, goal, 1.0, 10, fit_p=0.05, seed=0)
+    assert weight == 1.0 and p < 0.001
+    noisy, goal = case(lifted=5, dropped=3)  # best on the fit users, but 5 against 3 is a coin's luck
+    assert grid_scores(noisy, goal, np.array([0.0, 1.0]), 10)[1]["ndcg@10"] > grid_scores(
+        noisy, goal, np.array([0.0]), 10)[0]["ndcg@10"]
+    weight, p = guarded_weight(noisy, goal, 1.0, 10, fit_p=0.05, seed=0)
+    assert weight == 0.0 and 0.3 < p < 0.9
+    assert guarded_weight(noisy, goal, 1.0, 10, fit_p=1.0, seed=0)[0] == 1.0  # fit_p 1: the best, untested
+    assert guarded_weight(noisy, goal, 0.0, 10, fit_p=0.05, seed=0) == (0.0, 1.0)
 
 
 def test_harmonized_needs_held_out_validation_and_both_models_first() -> None:
@@ -63,7 +88,8 @@ def test_a_run_fits_the_weight_on_validation_and_ranks_like_any_model(lcrec_dir,
     fusion = read_json(run / "harmonized" / "fusion.json")
     assert fusion["split"] == "valid" and fusion["users"] == 12 and len(fusion["grid"]) == 5
     assert fusion["weight"] in [row["weight"] for row in fusion["grid"]]
-    assert fusion["weight"] == best_weight(fusion["grid"])["weight"]
+    assert fusion["best_weight"] == best_weight(fusion["grid"])["weight"]
+    assert fusion["weight"] == (fusion["best_weight"] if fusion["p_vs_sasrec"] < fusion["fit_p"] else 0.0)
     assert (run / "harmonized" / "fitting.png").stat().st_size > 0
     metrics = read_json(run / "harmonized" / "metrics.json")
     assert metrics["num_users"] == 10 and metrics["diagnostics"]["invalid_item_share"] == 0.0

@@ -128,8 +128,8 @@ def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | Non
 
 
 def best_on_validation(run: RunDir) -> str:
-    """The harmonized model where its fit chose an LLM weight above 0 (it beat SASRec, weight 0, on
-    the validation users it was fitted on), else SASRec where it was trained, else MostPop."""
+    """The harmonized model where its fit kept an LLM weight above 0 (it beat SASRec, weight 0, on
+    the validation users it was fitted on, by a paired test), else SASRec where it was trained, else MostPop."""
     path = run.model("harmonized").file(FUSION)
     fit = read_json(path) if path.is_file() else {}
     if fit.get("fitted") and float(fit["weight"]) > 0:
