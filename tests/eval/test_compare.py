@@ -2,7 +2,7 @@
 
 import json
 
-from alignrec.eval.compare import collect_metrics, markdown_table, row_labels
+from alignrec.eval.compare import SHORT_NOTE, collect_metrics, markdown_table, metric_cell, row_labels
 
 
 def write_run(folder, model: str, recall: float) -> None:
@@ -21,3 +21,13 @@ def test_repeated_models_are_labelled_by_their_folder(tmp_path) -> None:
     table = markdown_table(rows)
     assert "| llm (aligned) | test | 0.2000 | 0.1000 |" in table and "| sasrec | test | 0.3000 |" in table
     assert table.splitlines()[-1].endswith("| - |")  # no wall time recorded
+
+
+def test_a_cut_off_above_the_model_s_list_is_flagged() -> None:
+    short = {"model": "llm", "split": "test", "dataset": "d", "num_users": 3, "wall_time_s": 1.0,
+             "metrics": {"recall@10": 0.1, "recall@20": 0.2, "ndcg@10": 0.05}, "diagnostics": {"ranked_items": 10}}
+    full = {**short, "model": "sasrec", "diagnostics": {"ranked_items": 20}}
+    assert metric_cell(short, "recall@10") == "0.1000" and metric_cell(short, "recall@20") == "0.2000\u2020"
+    assert metric_cell(full, "recall@20") == "0.2000" and metric_cell(short, "ndcg@20") == "-"
+    assert metric_cell(short, "mrr") == "-"
+    assert SHORT_NOTE in markdown_table([short, full]) and SHORT_NOTE not in markdown_table([full])

@@ -80,3 +80,8 @@ def test_write_evaluation_uses_original_ids(ds, tmp_path) -> None:
     assert metrics["config"] == {"k": 1} and metrics["wall_time_s"] == 1.5
     lines = (tmp_path / "rankings_test.jsonl").read_text().splitlines()
     assert '{"user": "u1", "items": ["d"]}' in lines
+
+
+def test_the_longest_submitted_list_is_recorded(ds) -> None:
+    result = evaluate_rankings(ds, {0: ids(ds, "d", "e"), 1: ids(ds, "a")}, "test", "m", EvalConfig(ks=[1, 5]))
+    assert result.diagnostics["ranked_items"] == 2 and "recall@5" in result.metrics

@@ -13,6 +13,24 @@ from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 
 COLUMNS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "mrr", "coverage@10")
+SHORT = "\u2020"
+SHORT_NOTE = f"{SHORT} a cut-off above the model's list length: the value is its metric at that length"
+
+
+def metric_cell(row: dict[str, Any], metric: str) -> str:
+    """A metric as a table shows it: 4 decimals, flagged where the model ranked fewer items than the
+    cut-off (a list of 20 scored "at 50" is its Recall@20 under a name that promises more); '-' if absent."""
+    if metric not in row["metrics"]:
+        return "-"
+    cell = f"{row['metrics'][metric]:.4f}"
+    ranked = row.get("diagnostics", {}).get("ranked_items")
+    if "@" in metric and ranked is not None and int(metric.split("@")[1]) > ranked:
+        cell += SHORT
+    return cell
+
+
+def flagged(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> bool:
+    return any(metric_cell(row, c).endswith(SHORT) for row in rows for c in columns)
 
 
 def collect_metrics(paths: list[str | Path]) -> list[dict[str, Any]]:
@@ -46,7 +64,8 @@ def row_labels(rows: list[dict[str, Any]]) -> list[str]:
 
 def comparison_table(rows: list[dict[str, Any]]) -> Table:
     datasets = sorted({row["dataset"] for row in rows})
-    table = Table(title=f"{', '.join(datasets)}: leave-one-out, full ranking", title_justify="left")
+    table = Table(title=f"{', '.join(datasets)}: leave-one-out, full ranking", title_justify="left",
+                  caption=SHORT_NOTE if flagged(rows) else None, caption_justify="left")
     table.add_column("model")
     table.add_column("split")
     for column in COLUMNS:
@@ -58,7 +77,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             label,
             row["split"],
-            *(f"{row['metrics'][c]:.4f}" if c in row["metrics"] else "-" for c in COLUMNS),
+            *(metric_cell(row, c) for c in COLUMNS),
             f"{wall:.0f} s" if wall is not None else "-",
             f"{row['num_users']:,}",
         )
@@ -75,8 +94,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = "| model | split | " + " | ".join(COLUMNS) + " | wall time (s) |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 3)]
     for row, label in zip(rows, row_labels(rows), strict=True):
-        cells = [f"{row['metrics'].get(c, float('nan')):.4f}" for c in COLUMNS]
+        cells = [metric_cell(row, c) for c in COLUMNS]
         wall = row.get("wall_time_s")
         wall_cell = f"{wall:.0f}" if wall is not None else "-"
         lines.append(f"| {label} | {row['split']} | " + " | ".join(cells) + f" | {wall_cell} |")
+    if flagged(rows):
+        lines += ["", SHORT_NOTE]
     return "\n".join(lines)

@@ -57,7 +57,8 @@ def evaluate_rankings(
     (or over ``users``, a subset of them, so that slow models are scored on the same users).
 
     Users absent from ``rankings`` count as misses. MRR is over the scored list
-    (length ``max(ks)``): a target ranked lower contributes 0.
+    (length ``max(ks)``): a target ranked lower contributes 0. ``diagnostics["ranked_items"]``,
+    the longest list submitted, lets a table flag a cut-off above it (``alignrec.eval.compare``).
     """
     settings = settings or EvalConfig()
     ks, exclude_history = settings.ks, settings.exclude_history
@@ -85,6 +86,7 @@ def evaluate_rankings(
         invalid += sum(1 for item in ranking if item == INVALID)
         cleaned[user] = ranking
         ranks[index] = target_rank(ranking, target)
+    ranked = max((len(rankings.get(user, ())) for user in users.tolist()), default=0)
     metrics: dict[str, float] = {}
     for k in sorted(ks):
         metrics[f"recall@{k}"] = recall_at(ranks, k)
@@ -99,6 +101,7 @@ def evaluate_rankings(
         "targets_in_history": targets_in_history,
         "exclude_history": exclude_history,
         "list_length": length,
+        "ranked_items": ranked,
         "user_subset": len(users) < len(evaluable),
     }
     return EvalResult(dataset.name, model, split, len(users), metrics, diagnostics, cleaned)

@@ -25,6 +25,7 @@ from alignrec import __version__, figures
 from alignrec.catalog import model_names
 from alignrec.data.dataset import SequenceDataset
 from alignrec.errors import AlignrecError
+from alignrec.eval.compare import SHORT_NOTE, flagged, metric_cell
 from alignrec.io import atomic_open, read_json
 from alignrec.rundir import ModelDir, RunDir
 
@@ -103,12 +104,12 @@ def accuracy_section(run: RunInputs) -> Section:
                             if key.startswith(f"{metric}@"))
             if points:
                 by_model[model.label] = points
-    rows = [[m.label, f"{m.metrics['num_users']:,}",
-             *(f"{m.metrics['metrics'][c]:.4f}" if c in m.metrics["metrics"] else "-"
-               for c in ("recall@10", "ndcg@10", "recall@50", "mrr", "coverage@10"))]
-            for m in run.models]
+    columns = ("recall@10", "ndcg@10", "recall@50", "mrr", "coverage@10")
+    rows = [[m.label, f"{m.metrics['num_users']:,}", *(metric_cell(m.metrics, c) for c in columns)] for m in run.models]
     section.body = _image(figures.metrics_at_k(curves["recall"], curves["ndcg"]), "Recall@K and NDCG@K") + _table(
-        ["model", "users", "recall@10", "ndcg@10", "recall@50", "mrr", "coverage@10"], rows)
+        ["model", "users", *columns], rows)
+    if flagged([m.metrics for m in run.models], columns):
+        section.body += f"<p>{SHORT_NOTE}.</p>"
     if any(m.metrics.get("diagnostics", {}).get("user_subset") for m in run.models):
         section.body += ("<p>A model marked with a user count was ranked on a fixed subset of test users; "
                          "<code>comparison.md</code> scores every model on that same subset, with 95% intervals.</p>")
