@@ -18,3 +18,19 @@ def test_decode_benchmark_runs_and_both_searches_agree() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "identical top-4 lists: 100.0% of users (4/4)" in done.stdout
     assert "invalid items returned: ours 0.0%, generate 0.0%" in done.stdout
+
+
+def test_code_prior_benchmark_runs_on_a_tiny_run(lcrec_dir, tmp_path, monkeypatch) -> None:
+    from alignrec.cli import main
+    from tests.train.test_harmonized import TINY_RUN
+
+    monkeypatch.setenv("ALIGNREC_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--set", f"data.path={lcrec_dir}", "--set", "data.format=lcrec",
+                 "--set", "models=[mostpop, sasrec, llm]", *TINY_RUN]) == 0
+    done = subprocess.run([sys.executable, str(BENCH / "code_prior.py"), "--run", str(run), "--users", "8",
+                           "--strengths", "0", "4", "--k", "5"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| llm, prior")]
+    assert [row[0] for row in rows] == ["| llm, prior 0", "| llm, prior 4"]
+    assert all(0.0 <= float(row[1]) <= 1.0 for row in rows)

@@ -7,6 +7,7 @@ import pytest
 
 from alignrec.config import (
     DataConfig,
+    LLMConfig,
     RunConfig,
     SASRecConfig,
     Section,
@@ -15,6 +16,7 @@ from alignrec.config import (
     load_config,
     parse_override,
     parse_section,
+    recorded_dict,
     save_config,
     to_dict,
     unwrap,
@@ -247,3 +249,10 @@ def test_to_dict_is_what_earlier_runs_recorded(name: str) -> None:
     config = RunConfig() if name == "RunConfig()" else load_config(name)
     # repr tells 1 from 1.0, a list from a tuple, and one key order from another
     assert repr(to_dict(config)) == repr(json.loads(FROZEN_DICTS.read_text(encoding="utf-8"))[name])
+
+
+def test_a_setting_added_at_the_old_behaviour_is_recorded_only_when_changed() -> None:
+    """Stage records leave out llm.code_prior at its default, so runs recorded before it existed resume."""
+    assert "code_prior" in to_dict(LLMConfig()) and "code_prior" not in recorded_dict(LLMConfig())
+    assert recorded_dict(LLMConfig(code_prior=1.0))["code_prior"] == 1.0
+    assert recorded_dict(SASRecConfig()) == to_dict(SASRecConfig())

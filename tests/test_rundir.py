@@ -59,3 +59,4 @@ def test_the_layout_of_a_run_and_of_one_trained_model(tmp_path) -> None:
     assert (run.data, run.tokens, run.config) == (tmp_path / "data", tmp_path / "tokens", tmp_path / "config.yaml")
     single = RunDir(tmp_path / "out", data=tmp_path / "d", tokens=tmp_path / "t", single="llm")
     assert single.model("llm").path == tmp_path / "out" and single.tokens_given and single.data == tmp_path / "d"
+

@@ -546,6 +546,21 @@ def to_dict(config: Section) -> dict[str, Any]:
     return config.model_dump()
 
 
+
+ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {LLMConfig: ("code_prior",)}
+"""Settings added after runs were recorded, whose default does what those runs did."""
+
+
+def recorded_dict(config: Section) -> dict[str, Any]:
+    """``to_dict`` as a stage's record holds it: a setting of ``ADDED_SETTINGS`` at its default is left
+    out, so a run recorded before the setting existed still resumes as done; another value is recorded."""
+    values = to_dict(config)
+    for name in ADDED_SETTINGS.get(type(config), ()):
+        if values[name] == type(config).model_fields[name].default:
+            del values[name]
+    return values
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():

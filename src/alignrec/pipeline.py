@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from alignrec.catalog import TrainContext, entry, model_names
-from alignrec.config import DataConfig, RunConfig, check_config, save_config, to_dict
+from alignrec.config import DataConfig, RunConfig, check_config, recorded_dict, save_config, to_dict
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
 from alignrec.device import resolve_device
@@ -84,7 +84,7 @@ def training_settings(name: str, dataset: SequenceDataset, config: RunConfig) ->
     """What a model's trained files depend on: another value anywhere here is another model."""
     model = entry(name)
     sections = {
-        section: {k: v for k, v in to_dict(getattr(config, section)).items() if k not in model.not_trained}
+        section: {k: v for k, v in recorded_dict(getattr(config, section)).items() if k not in model.not_trained}
         for section in model.sections
     }
     return {"data": dataset.fingerprint(), **sections, "seed": config.seed, "code": code_versions(),
@@ -95,7 +95,7 @@ def evaluation_settings(name: str, dataset: SequenceDataset, config: RunConfig) 
     """What a model's metrics.json depends on: its training, every setting of its sections, the evaluation."""
     model = entry(name)
     return {**training_settings(name, dataset, config),
-            **{section: to_dict(getattr(config, section)) for section in model.sections},
+            **{section: recorded_dict(getattr(config, section)) for section in model.sections},
             "eval": to_dict(config.eval), "test_users": model.test_users(config)}
 
 
