@@ -399,6 +399,9 @@ class RunConfig(Section):
     """torch intra-op threads (0 = torch's default, all cores)."""
     device: str = "auto"
     """Where SASRec and the LLM train and score: ``auto`` (a CUDA GPU when present), ``cpu`` or ``cuda``."""
+    tracking: Literal["none", "tensorboard"] = "none"
+    """Experiment tracking: ``tensorboard`` writes SASRec's and the LLM's training curves (losses, learning
+    rate, validation metrics) to ``<model>/tensorboard/`` (view: ``tensorboard --logdir RUN``); no result changes."""
     models: list[str] = Field(["mostpop", "sasrec"], min_length=1)
     """Trained and evaluated in this order; names of ``alignrec.catalog``."""
     data: DataConfig = Field(default_factory=DataConfig)

@@ -53,6 +53,11 @@ class ModelDir:
     def record(self) -> Path:
         return self.path / RECORD
 
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files of the model's training (``tracking: tensorboard``)."""
+        return self.path / "tensorboard"
+
     def file(self, name: str) -> Path:
         """A file the model's own module names (its checkpoint, its embeddings)."""
         return self.path / name

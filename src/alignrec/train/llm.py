@@ -50,6 +50,7 @@ from alignrec.provenance import code_versions
 from alignrec.rundir import claim, finish
 from alignrec.seed import seed_everything
 from alignrec.tokenize.artifacts import TokenizerArtifact, load_artifact
+from alignrec.train.tracking import event_writer
 
 if TYPE_CHECKING:
     from alignrec.catalog import TrainContext
@@ -132,7 +133,8 @@ def subset_metrics(
     return {f"recall@{k}": recall_at(ranks, k), f"ndcg@{k}": ndcg_at(ranks, k)}
 
 
-def make_callbacks(out: Path, config: LLMConfig, evaluate):  # noqa: ANN201 - lazily built TrainerCallbacks
+def make_callbacks(out: Path, config: LLMConfig, evaluate, writer=None):  # noqa: ANN001, ANN201 - TrainerCallbacks
+    """The time budget and ``train_log.csv``; validation metrics also go to ``writer`` (TensorBoard) when given."""
     from transformers import TrainerCallback
 
     class Budget(TrainerCallback):
@@ -182,6 +184,11 @@ def make_callbacks(out: Path, config: LLMConfig, evaluate):  # noqa: ANN201 - la
             if config.eval_steps and state.global_step % config.eval_steps == 0:
                 row.update({f"valid_{k}": v for k, v in evaluate().items()})
             append_log(out / "train_log.csv", row, state.global_step)
+            if writer is not None:
+                writer.add_scalar("train/tokens_per_s", row.get("tokens_per_s", 0.0), state.global_step)
+                for key in (k for k in row if k.startswith("valid_")):
+                    writer.add_scalar(key.replace("valid_", "valid/"), row[key], state.global_step)
+                writer.flush()
 
     budget = Budget()
     return budget, Log(budget)
@@ -257,9 +264,10 @@ def world() -> tuple[int, int]:
 
 def train_llm(
     dataset: SequenceDataset, artifact: TokenizerArtifact, config: LLMConfig, out: Path, seed: int,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", tensorboard: Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune, resuming from ``out/checkpoints`` when it holds one; returns the training summary.
+    ``tensorboard``: a folder for TensorBoard event files (the Trainer's logs, validation metrics).
 
     Whether the checkpoints belong to these settings is the run directory's rule
     (``alignrec.rundir.claim``), checked before this is called.
@@ -279,7 +287,14 @@ def train_llm(
         write_json(out / "tasks.json", report)
     recommender = prepared.recommender  # validation decodes as the finished run will
     users = fixed_users(dataset, config.eval_users, seed)
-    budget, log = make_callbacks(out, config, lambda: subset_metrics(recommender.recommend, dataset, users, "valid"))
+    writer = event_writer(tensorboard) if rank == 0 else None
+    budget, log = make_callbacks(out, config, lambda: subset_metrics(recommender.recommend, dataset, users, "valid"),
+                                 writer)
+    tracking = []
+    if writer is not None:
+        from transformers.integrations import TensorBoardCallback
+
+        tracking = [TensorBoardCallback(tb_writer=writer)]
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
@@ -309,7 +324,7 @@ def train_llm(
         args=args,
         train_dataset=PackedDataset(rows),
         data_collator=lambda batch: collate(batch, prepared.pad_id),
-        callbacks=[budget, log],
+        callbacks=[budget, log, *tracking],
     )
     log.trainer = trainer
     resume = latest_checkpoint(out / "checkpoints")
@@ -382,6 +397,7 @@ def train_stage(context: TrainContext) -> dict[str, Any]:
     seed_everything(context.config.seed)
     artifact = load_artifact(tokens)
     check_artifact_matches(context.dataset, artifact, tokens)
-    summary = train_llm(context.dataset, artifact, context.config.llm, context.run.model("llm").path,
-                        context.config.seed, context.device)
+    folder = context.run.model("llm")
+    summary = train_llm(context.dataset, artifact, context.config.llm, folder.path, context.config.seed,
+                        context.device, folder.tensorboard if context.config.tracking == "tensorboard" else None)
     return {"train_time_s": summary.get("train_s"), "tokens_per_s": summary.get("tokens_per_s")}

@@ -45,6 +45,7 @@ from alignrec.models.sasrec import (
 )
 from alignrec.provenance import code_versions
 from alignrec.seed import seed_everything
+from alignrec.train.tracking import event_writer
 
 if TYPE_CHECKING:
     from alignrec.catalog import TrainContext
@@ -225,8 +226,10 @@ def train_sasrec(
     exclude_history: bool = True,
     progress: bool = True,
     device: torch.device | str = "cpu",
+    tensorboard: Path | None = None,
 ) -> tuple[SASRec, TrainState]:
     """Train (or resume from ``out/checkpoint.pt``) in ``out``; return the evaluated model and the state.
+    ``tensorboard``: a folder for TensorBoard event files of every epoch's loss and validation metrics.
 
     Whether a checkpoint belongs to these settings is the run directory's rule
     (``alignrec.rundir.claim``), checked before this is called. On a GPU the run is
@@ -261,6 +264,7 @@ def train_sasrec(
     inputs, outputs, earlier = training_windows(dataset, config.max_len, config.all_windows, with_valid=final_fit)
     lengths = (inputs != PAD).sum(1).numpy()
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="SASRec", unit="epoch", disable=not progress)
+    writer = event_writer(tensorboard)
     while not state.done and state.epoch < config.epochs:
         started = time.perf_counter()
         epoch = state.epoch + 1
@@ -301,9 +305,17 @@ def train_sasrec(
         state.done = _should_stop(state, config)
         _save_checkpoint(checkpoint_path, model, ema, optimizer, state, config, seed, dataset.fingerprint())
         _write_log(out / "train_log.csv", state.log)
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(key.replace("valid_", "valid/") if key.startswith("valid_") else f"train/{key}",
+                                      value, epoch)
+            writer.flush()
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4f}", best_ndcg10=f"{state.best_score:.4f}")
     bar.close()
+    if writer is not None:
+        writer.close()
     state.done = True
     if final_fit:  # written once, for the loaders that read best_model.pt (serving)
         if ema is not None:  # the average is what a final fit keeps
@@ -346,8 +358,9 @@ def train_stage(context: TrainContext) -> dict[str, Any]:
     """The catalog's trainer: train (or resume) in the run's ``sasrec/``; figures for metrics.json."""
     folder = context.run.model("sasrec").path
     seed_everything(context.config.seed)
+    tracked = context.run.model("sasrec").tensorboard if context.config.tracking == "tensorboard" else None
     _, state = train_sasrec(context.dataset, context.config.sasrec, folder, context.config.seed,
-                            context.config.eval.exclude_history, context.progress, context.device)
+                            context.config.eval.exclude_history, context.progress, context.device, tracked)
     plot_training(folder)
     return {"train_time_s": state.elapsed, "epochs": state.epoch, "best_epoch": state.best_epoch,
             "best_valid_ndcg@10": state.best_score}
