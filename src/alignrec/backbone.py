@@ -167,6 +167,8 @@ class CausalLM:
     eos_id: int
     pad_id: int
     source: dict[str, Any]
+    tokenizer: Any = None
+    """The Hugging Face tokenizer (None for ``tiny-random``, whose bytes need none): what an export saves."""
 
 
 def load_causal_lm(spec: str, seed: int = 0) -> CausalLM:
@@ -190,7 +192,7 @@ def load_causal_lm(spec: str, seed: int = 0) -> CausalLM:
         return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return CausalLM(model, encode, int(tokenizer.eos_token_id), int(pad), source)
+    return CausalLM(model, encode, int(tokenizer.eos_token_id), int(pad), source, tokenizer)
 
 
 def load_backbone(spec: str, seed: int = 0) -> Backbone:

@@ -82,6 +82,9 @@ class ModelEntry:
     """For a config, why it ``needs`` those models and another fix than listing them first (or "")."""
     test_users: Callable[[Any], int] = _all_users
     """How many test users it ranks for a config: 0 = every one, else a fixed seeded subset."""
+    export: str | Callable[..., list[Path]] | None = None
+    """``export(run: RunDir, dataset, out: Path)`` -> the files written: the trained model in a format its
+    field's own tools load (safetensors, a Hugging Face folder); None: nothing to export."""
     help: str = ""
     standalone: bool = True
     """Trainable alone by ``alignrec train`` (False: only in a run, beside the models it is built from)."""
@@ -91,6 +94,9 @@ class ModelEntry:
 
     def trainer(self) -> Callable[..., dict[str, Any]] | None:
         return _resolve(self.train) if self.train is not None else None
+
+    def exporter(self) -> Callable[..., list[Path]] | None:
+        return _resolve(self.export) if self.export is not None else None
 
     def defining_files(self, run: RunDir) -> list[Path]:
         return list(_resolve(self.files)(run))
@@ -158,6 +164,7 @@ register_model(ModelEntry(
     load="alignrec.models.sasrec:load_recommender",
     files="alignrec.models.sasrec:model_files",
     train="alignrec.train.sasrec:train_stage",
+    export="alignrec.models.sasrec:export_model",
     sections=("sasrec",),
     not_trained=("max_minutes", "patience"),
     help="self-attentive sequential recommender (Kang & McAuley, 2018)",
@@ -167,6 +174,7 @@ register_model(ModelEntry(
     load="alignrec.llm.build:load_recommender",
     files="alignrec.llm.build:model_files",
     train="alignrec.train.llm:train_stage",
+    export="alignrec.llm.export:export_model",
     sections=("tokenize", "llm"),
     not_trained=("max_minutes", "test_users", "beams", "decode_batch_size"),
     needs=_llm_needs,

@@ -270,6 +270,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report: {path}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from alignrec.export import export_run
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    for name, files in export_run(args.run_dir, args.out, models).items():
+        print(f"{name}: {files[0].parent} ({', '.join(f.name for f in files)})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alignrec", description="LLM recommender aligned with a collaborative model."
@@ -390,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="a run directory (alignrec run --out)")
     report.add_argument("--out", help="where to write the page (default RUN_DIR/report.html)")
     report.set_defaults(handler=cmd_report)
+
+    export = commands.add_parser("export", help="a run's SASRec (safetensors) and LLM (a Hugging Face folder)")
+    export.add_argument("run_dir", help="a run directory (alignrec run --out)")
+    export.add_argument("--out", required=True, help="a new folder: one subfolder per exported model")
+    export.add_argument("--models", help="comma-separated (default: every trained sasrec and llm)")
+    export.set_defaults(handler=cmd_export)
 
     run = commands.add_parser("run", help="the whole pipeline from a config file")
     run.add_argument("--config", default="default", help="YAML file or preset name (default: default)")

@@ -48,6 +48,8 @@ class LLMBuild:
     source: dict[str, Any]
     """Where the backbone came from (recorded with the adapter)."""
     recommender: LLMRecommender
+    tokenizer: Any = None
+    """The backbone's Hugging Face tokenizer, without the code tokens (None for ``tiny-random``)."""
 
 
 def check_artifact_matches(dataset: SequenceDataset, artifact: TokenizerArtifact, tokens_dir: Path) -> None:
@@ -115,7 +117,7 @@ def build_llm(
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
                                  config.decode_batch_size, use_bf16(config.bf16, device),
                                  prompt_title(ItemFacts(dataset), config.history_titles))
-    return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender)
+    return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender, llm.tokenizer)
 
 
 def model_files(run: RunDir) -> list[Path]:

@@ -235,6 +235,48 @@ def load(folder: ModelDir, dataset: SequenceDataset) -> SASRec:
     return model
 
 
+EXPORT_FORMAT = "alignrec-sasrec/1"
+"""The exported folder's format: ``model.safetensors``, ``config.json`` (this and the settings), ``items.json``."""
+
+
+def export_model(run: RunDir, dataset: SequenceDataset, out: Path) -> list[Path]:
+    """The run's SASRec as safetensors with its config and its items' original ids (row ``i + 1`` of
+    the item embedding is ``items[i]``; row 0 is padding), loadable without alignrec's run folder."""
+    from safetensors.torch import save_model
+
+    from alignrec.config import to_dict
+    from alignrec.io import write_json
+
+    model = load(run.model("sasrec"), dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_model(model, str(tmp))  # tied embeddings are stored once
+    write_json(out / "config.json", {"format": EXPORT_FORMAT, "num_items": model.num_items, "pad": PAD,
+                                     "input": "item ids shifted by one, left-padded with 0, the last max_len items",
+                                     "sasrec": to_dict(saved_config(run.model("sasrec")))})
+    write_json(out / "items.json", [str(item) for item in dataset.item_ids])
+    return [out / "model.safetensors", out / "config.json", out / "items.json"]
+
+
+def load_export(folder: Path) -> tuple[SASRec, list[str]]:
+    """An exported SASRec (:func:`export_model`) and its items' original ids."""
+    from safetensors.torch import load_model
+
+    from alignrec.io import read_json
+
+    config = read_json(folder / "config.json")
+    if config.get("format") != EXPORT_FORMAT:
+        raise AlignrecError(f"{folder / 'config.json'}: not an exported SASRec ({EXPORT_FORMAT})")
+    model = SASRec(config["num_items"], SASRecConfig(**config["sasrec"]))
+    load_model(model, str(folder / "model.safetensors"))
+    return model.eval(), list(read_json(folder / "items.json"))
+
+
+def saved_config(folder: ModelDir) -> SASRecConfig:
+    """The architecture a trained SASRec was built with (its checkpoint records it)."""
+    return SASRecConfig(**torch.load(folder.file(CHECKPOINT), map_location="cpu", weights_only=True)["config"])
+
+
 def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | None = None) -> SASRecRecommender:
     """The catalog's loader: the same weights whatever the horizon (they never saw a test target)."""
     return SASRecRecommender(load(run.model("sasrec"), dataset))
