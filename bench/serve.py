@@ -17,6 +17,10 @@ times each store's lookups alone.
 
     python bench/serve.py --run runs/ml-1m --store sqlite:runs/serve/ml1m.sqlite [--redis redis://127.0.0.1:6379/0]
 
+``--workers 1 2`` compares only ``alignrec serve --workers N`` for each N, side by side, in one run:
+
+    python bench/serve.py --run RUN --store URL --workers 1 2
+
 ``--soak SECONDS`` runs only a long load on ``ours`` instead: ``--warmup`` seconds of wrk, then SECONDS of
 wrk while the snapshot flips and reloads every ``--reload-every`` seconds; it prints requests, failures
 and the server's RSS after the warm-up and at the end, and exits 1 unless no request failed and the end
@@ -259,6 +263,41 @@ def soak(server: subprocess.Popen, base: str, users_file: str, args: argparse.Na
     return failed == 0 and abs(ratio - 1) <= 0.10
 
 
+def compare_workers(args: argparse.Namespace, users_file: str, env: dict[str, str]) -> None:
+    """``alignrec serve --workers N`` for each N of ``--workers``, all running, loaded in interleaved rounds."""
+    servers, bases = {}, {}
+    for count in args.workers:
+        port = free_port()
+        bases[count] = f"http://127.0.0.1:{port}"
+        servers[count] = start([sys.executable, "-m", "alignrec.cli", "serve", "--run", args.run, "--store", args.store,
+                                "--port", str(port), "--workers", str(count)], env)
+    try:
+        for base in bases.values():
+            wait_ready(base, "/v1/info")
+            wrk(base, users_file, 1, args.connections)  # warm-up
+        results: dict[int, list[dict[str, float]]] = {count: [] for count in bases}
+        for _ in range(args.rounds):
+            for count, base in bases.items():
+                results[count].append(wrk(base, users_file, args.seconds, args.connections))
+        print(f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds (median round), "
+              f"GET /v1/users/<random>/recommendations?k=10, {os.cpu_count()} CPUs (wrk on them too)")
+        print(f"{'workers':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  req/s of every round")
+        median = {}
+        for count, rounds in results.items():
+            median[count] = sorted(rounds, key=lambda r: r["req_s"])[len(rounds) // 2]
+            row = median[count]
+            every = ", ".join(f"{r['req_s']:.0f}" for r in rounds)
+            print(f"{count:<8} {row['req_s']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+                  f"{sum(r['errors'] for r in rounds):>7}  {every}")
+        first = args.workers[0]
+        for count in args.workers[1:]:
+            print(f"{count} workers / {first}: {median[count]['req_s'] / median[first]['req_s']:.2f}x the requests/s")
+    finally:
+        for server in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True)
@@ -271,6 +310,8 @@ def main() -> None:
                         help="only a load of SECONDS with reloads, checking failures and the server's memory")
     parser.add_argument("--warmup", type=int, default=10, help="--soak: seconds of load before the first RSS")
     parser.add_argument("--reload-every", type=float, default=3.0, help="--soak: seconds between reloads")
+    parser.add_argument("--workers", type=int, nargs="+", metavar="N",
+                        help="only compare `alignrec serve --workers N` for each N, side by side (e.g. 1 2)")
     parser.add_argument("--bare-server", choices=["bare", "bare-bytes"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--constant", help=argparse.SUPPRESS)
@@ -292,6 +333,12 @@ def main() -> None:
         users_file.write("\n".join(users) + "\n")
 
     env = {**os.environ, "PYTHONPATH": str(SRC), "ALIGNREC_API_KEY": KEY}
+    if args.workers:
+        try:
+            compare_workers(args, users_file.name, env)
+        finally:
+            os.unlink(users_file.name)
+        return
     ports = {name: free_port() for name in ("ours", "bare", "bare-bytes")}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     servers = {"ours": start([sys.executable, "-m", "alignrec.cli", "serve", "--run", args.run, "--store", args.store,

@@ -241,8 +241,8 @@ def test_a_copy_takes_changes_and_each_config_its_own_lists() -> None:
 FROZEN_DICTS = Path(__file__).parent / "fixtures" / "config_dicts.json"
 """``to_dict`` of the defaults and of each preset as the dataclass config (commit 66403f8) made them,
 but for deliberate changes since (``llm.bf16`` now ``auto``; the new ``harmonized.fit_p`` and
-``llm.code_prior``; ``tracking``, which no stage records): stage fingerprints hash these dicts, so a
-run made then must still resume as done."""
+``llm.code_prior``; ``tracking``, ``serve.workers``, ``serve.follow_s``, which no stage records):
+stage fingerprints hash these dicts, so a run made then must still resume as done."""
 
 
 @pytest.mark.parametrize("name", ["RunConfig()", "default", "ml-1m", "full", "instruments"])

@@ -252,11 +252,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from alignrec.serve.app import ServeState, serve
     from alignrec.serve.store import open_store
 
-    config = _serve_config(args.run, args.set).serve
+    config = _serve_config(args.run, [*args.set, *_shortcuts(args, workers="serve.workers")]).serve
     with open_store(_store_url(args)) as store:
         state = ServeState(args.run, store, config, model=args.model)
+        workers = f", {config.workers} workers" if config.workers > 1 else ""
         print(f"serving {args.run} from {store.url} (snapshot {state.active.id}) on http://{args.host}:{args.port}"
-              " (API docs at /docs)", flush=True)
+              f"{workers} (API docs at /docs)", flush=True)
         serve(state, args.host, args.port)
 
 
@@ -390,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: the snapshot's model)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, help="service processes sharing the port (shortcut for --set serve.workers=N)")
     serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set serve.live_timeout_s=0.5 (repeatable)")
     serve.set_defaults(handler=cmd_serve)

@@ -387,6 +387,12 @@ class ServeConfig(Section):
     """POST /v1/recommendations: time allowed to the live model before the fallback answers."""
     api_key: str = ""
     """Key for /v1/admin/*; the environment variable ALIGNREC_API_KEY takes precedence."""
+    workers: AtLeast1 = 1
+    """Service processes (uvicorn workers) sharing the port; each loads the run and the live model, so
+    memory grows with them. Prometheus counters are per process."""
+    follow_s: Positive = 2.0
+    """With several workers: how often each checks the store for a newly published snapshot (an admin
+    reload reaches one worker only); one worker switches on reload alone."""
 
 
 class RunConfig(Section):

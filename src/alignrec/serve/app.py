@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import secrets
@@ -53,7 +54,7 @@ from alignrec.serve.explore import (
     load_code_space,
 )
 from alignrec.serve.metrics import MetricsMiddleware, ServiceMetrics
-from alignrec.serve.store import SnapshotStore, StoreError
+from alignrec.serve.store import SnapshotStore, StoreError, open_store
 
 API_KEY_ENV = "ALIGNREC_API_KEY"
 API_KEY_HEADER = "X-API-Key"
@@ -411,7 +412,11 @@ def create_app(state: ServeState) -> FastAPI:
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         loader = threading.Thread(target=state.load_live, name="alignrec-load-model", daemon=True)
         loader.start()
+        stop = threading.Event()
+        if state.config.workers > 1:  # a reload request reaches one worker: each follows the store itself
+            threading.Thread(target=follow_store, args=(state, stop), name="alignrec-follow", daemon=True).start()
         yield
+        stop.set()
         state.executor.shutdown(wait=False, cancel_futures=True)
 
     # /docs and /redoc from files in the fastapi-offline wheel, not FastAPI's CDN: they work offline.
@@ -446,8 +451,36 @@ def create_app(state: ServeState) -> FastAPI:
     return app
 
 
+def follow_store(state: ServeState, stop: threading.Event) -> None:
+    """Switch to the store's current snapshot whenever it changes, checking every ``serve.follow_s``."""
+    while not stop.wait(state.config.follow_s):
+        try:
+            if state.store.current() not in (None, state.active.id):
+                state.reload()
+        except Exception as error:  # a store outage or a bad snapshot: keep serving the one in use
+            log.warning("following the store: %s", error)
+
+
+WORKER_SPEC = "ALIGNREC_SERVE_WORKER"
+"""The environment variable through which :func:`serve` tells each worker process what to serve."""
+
+
+def worker_app() -> FastAPI:
+    """uvicorn's app factory in a worker process: the service that :func:`serve` described."""
+    spec = json.loads(os.environ[WORKER_SPEC])
+    config = ServeConfig(**spec["config"])
+    return create_app(ServeState(spec["run"], open_store(spec["store"]), config, model=spec["model"]))
+
+
 def serve(state: ServeState, host: str, port: int) -> None:
-    """Run the service with uvicorn until interrupted."""
+    """Run the service with uvicorn until interrupted: in this process, or in ``serve.workers`` processes
+    that each build the same service (``state`` has been checked here first)."""
     import uvicorn
 
-    uvicorn.run(create_app(state), host=host, port=port, log_level="warning", access_log=False)
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if state.config.workers == 1:
+        uvicorn.run(create_app(state), **options)
+        return
+    os.environ[WORKER_SPEC] = json.dumps({"run": str(state.run_dir), "store": state.store.url,
+                                         "config": state.config.model_dump(), "model": state.model})
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=state.config.workers, **options)
