@@ -20,7 +20,7 @@ def test_decode_benchmark_runs_and_both_searches_agree() -> None:
     assert "invalid items returned: ours 0.0%, generate 0.0%" in done.stdout
 
 
-def test_code_prior_benchmark_runs_on_a_tiny_run(lcrec_dir, tmp_path, monkeypatch) -> None:
+def test_the_llm_benchmarks_run_on_a_tiny_run(lcrec_dir, tmp_path, monkeypatch) -> None:
     from alignrec.cli import main
     from tests.train.test_harmonized import TINY_RUN
 
@@ -34,3 +34,10 @@ def test_code_prior_benchmark_runs_on_a_tiny_run(lcrec_dir, tmp_path, monkeypatc
     rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| llm, prior")]
     assert [row[0] for row in rows] == ["| llm, prior 0", "| llm, prior 4"]
     assert all(0.0 <= float(row[1]) <= 1.0 for row in rows)
+
+    # the same run twice: the same lists, so no change and p = 1
+    done = subprocess.run([sys.executable, str(BENCH / "valid_compare.py"), "--runs", str(run), str(run),
+                           "--users", "8", "--k", "5"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith(f"| {run}")]
+    assert len(rows) == 2 and rows[0][1:4] == rows[1][1:4] and rows[1][4:6] == ["+0.0%", "1.0000"]
