@@ -104,3 +104,15 @@ def test_export_refuses_a_used_folder_and_unknown_models(exported, capsys) -> No
     assert "exists and is not empty; give a new folder" in capsys.readouterr().err
     assert main(["export", str(run), "--out", str(out.parent / "other"), "--models", "harmonized"]) == EXIT_USER_ERROR
     assert "not exportable" in capsys.readouterr().err and not (out.parent / "other").exists()
+
+
+def test_the_export_check_benchmark_agrees_on_a_tiny_export(exported) -> None:
+    import subprocess
+    import sys
+
+    run, out = exported
+    bench = Path(__file__).resolve().parents[1] / "bench" / "export_check.py"
+    done = subprocess.run([sys.executable, str(bench), "--run", str(run), "--export", str(out), "--users", "6",
+                           "--k", "5"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "identical top-5 lists: 6/6 users" in done.stdout

@@ -56,7 +56,7 @@ class CausalBlock(nn.Module):
     """Pre-norm transformer block; attention through ``scaled_dot_product_attention``.
 
     ``attention_dropout`` drops attention weights inside SDPA, as Kang & McAuley's
-    code does (off by default; BENCHMARKS.md, stop 14, measures it on ML-1M).
+    code does (off by default; docs/benchmarks-history.md measures it on ML-1M).
 
     ``relative_span > 0`` adds a learned bias per head and per distance back in
     the sequence (0 = itself, capped at ``relative_span - 1``) to the attention
@@ -136,7 +136,7 @@ class SASRec(nn.Module):
         every weight N(0, init_std) and zero biases, as BERT, GPT-2 and RecBole start.
 
         The small start matters on ML-1M: with the default one, training sits on a
-        plateau for three epochs before the loss falls (BENCHMARKS.md, stop 13).
+        plateau for three epochs before the loss falls (docs/benchmarks-history.md).
         """
         if self.init_std is None:
             for embedding in self._embeddings():
