@@ -4,10 +4,11 @@ published snapshot without an admin reload (which would reach only one)."""
 from __future__ import annotations
 
 import os
-import re
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -16,18 +17,34 @@ from alignrec.serve.store import open_store
 from tests.serve.conftest import _free_port
 
 
-def answering_processes(base: str, wanted: int, requests: int = 200) -> set[str]:
-    """The start times of the processes that answered /metrics (one per worker reached), over new
-    connections until ``wanted`` were seen (the kernel decides which worker accepts each)."""
-    starts: set[str] = set()
-    for _ in range(requests):
-        with httpx.Client(base_url=base, timeout=5) as client:
-            found = re.search(r"^process_start_time_seconds (\S+)$", client.get("/metrics").text, re.M)
-        assert found
-        starts.add(found.group(1))
-        if len(starts) >= wanted:
-            break
-    return starts
+def worker_pids(server: int, count: int, timeout: float = 60) -> list[int]:
+    """The service's worker processes (children of the supervisor), once ``count`` are there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = [int(pid) for path in Path(f"/proc/{server}/task").glob("*/children")
+                    for pid in path.read_text().split()]
+        # multiprocessing's resource tracker is a child too; the workers run spawn_main
+        pids = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.2)
+    raise AssertionError(f"{count} workers did not start")
+
+
+def snapshot_of_each(base: str, workers: list[int]) -> list[str]:
+    """The snapshot each worker serves: the others are stopped while it is asked, so it must answer."""
+    seen = []
+    for worker in workers:
+        others = [pid for pid in workers if pid != worker]
+        for pid in others:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            seen.append(httpx.get(f"{base}/v1/info", timeout=10).json()["snapshot"])
+        finally:
+            for pid in others:
+                os.kill(pid, signal.SIGCONT)
+    return seen
 
 
 def test_two_workers_answer_and_both_follow_a_new_snapshot(run_dir, tmp_path, serve_config) -> None:
@@ -48,15 +65,14 @@ def test_two_workers_answer_and_both_follow_a_new_snapshot(run_dir, tmp_path, se
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert httpx.get(f"{base}/v1/info", timeout=5).json()["snapshot"] == first
-        assert len(answering_processes(base, 2)) == 2
+        workers = worker_pids(server.pid, 2)
+        assert len(workers) == 2 and snapshot_of_each(base, workers) == [first, first]
 
         with open_store(store_url) as store:  # published by another process, no reload request
             second = precompute(run_dir, store, serve_config.model_copy(update={"k": 12}), progress=False).snapshot
         assert second != first
         time.sleep(1.5)
-        seen = {httpx.get(f"{base}/v1/info", timeout=5).json()["snapshot"] for _ in range(30)}
-        assert seen == {second}
+        assert snapshot_of_each(base, workers) == [second, second]
         answer = httpx.get(f"{base}/v1/users/u3/recommendations", params={"k": 12}, timeout=5)
         assert answer.status_code == 200 and len(answer.json()["items"]) == 12
     finally:
