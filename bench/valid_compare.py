@@ -16,10 +16,8 @@ import numpy as np
 from alignrec.catalog import load_recommender
 from alignrec.config import load_config
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.split import history, targets
-from alignrec.eval.metrics import target_rank
 from alignrec.eval.paired import sign_flip_p_value
-from alignrec.eval.subset import fixed_users, interval, per_user
+from alignrec.eval.subset import fixed_users, interval, per_user, split_ranks
 from alignrec.rundir import RunDir
 
 
@@ -30,14 +28,8 @@ def validation_values(run: RunDir, model: str, users_count: int, k: int) -> tupl
     users = fixed_users(dataset, users_count, config.seed)
     recommender = load_recommender(run.root, model, dataset, "valid")
     started = time.perf_counter()
-    histories = [history(dataset, int(user), "valid") for user in users]
-    ranks = []
-    size = max(recommender.batch_size, 1)
-    goal = targets(dataset, users, "valid")
-    for start in range(0, len(users), size):
-        items, _ = recommender.recommend(histories[start : start + size], k, True)
-        ranks += [target_rank(row.tolist(), int(t)) for row, t in zip(items, goal[start : start + size], strict=True)]
-    return per_user(np.array(ranks), [10, k]), time.perf_counter() - started
+    ranks = split_ranks(recommender.recommend, dataset, users, "valid", k)
+    return per_user(ranks, [10, k]), time.perf_counter() - started
 
 
 def main() -> None:

@@ -71,13 +71,14 @@ def evaluate_rankings(
     length = max(ks)
     ranks = np.zeros(len(users), dtype=np.int64)
     cleaned: dict[int, list[int]] = {}
-    submitted = invalid = targets_in_history = missing = 0
+    submitted = invalid = targets_in_history = missing = ranked = 0
     for index, (user, target) in enumerate(zip(users.tolist(), goal.tolist(), strict=True)):
         raw = rankings.get(user)
         if raw is None:
             missing += 1
             cleaned[user] = []
             continue
+        ranked = max(ranked, len(raw))
         seen = history(dataset, user, split) if exclude_history else np.empty(0, dtype=np.int64)
         if exclude_history and target in set(seen.tolist()):
             targets_in_history += 1
@@ -86,7 +87,6 @@ def evaluate_rankings(
         invalid += sum(1 for item in ranking if item == INVALID)
         cleaned[user] = ranking
         ranks[index] = target_rank(ranking, target)
-    ranked = max((len(rankings.get(user, ())) for user in users.tolist()), default=0)
     metrics: dict[str, float] = {}
     for k in sorted(ks):
         metrics[f"recall@{k}"] = recall_at(ranks, k)

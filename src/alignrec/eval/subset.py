@@ -55,6 +55,15 @@ def user_ranks(
     return np.asarray(ranks)
 
 
+def split_ranks(recommend: Any, dataset: SequenceDataset, users: np.ndarray, split: str, k: int) -> np.ndarray:
+    """Each of ``users``' ``split`` target's rank in ``recommend(histories, k)``'s list, from the history
+    before that target (0 = not in the list); history items are left out by the recommender."""
+    histories = [history(dataset, int(user), split) for user in users]
+    items, _ = recommend(histories, k)
+    return np.array([target_rank(row.tolist(), int(target))
+                     for row, target in zip(items, targets(dataset, users, split), strict=True)], dtype=np.int64)
+
+
 def per_user(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
     """metric@k -> each user's value (Recall@k a 0/1 hit, NDCG@k the discounted gain)."""
     values = {}

@@ -259,10 +259,13 @@ def harmonized_section(run: RunInputs) -> Section:
         section.skipped = f"no fitted {path} (the run has no harmonized model, or its weight was given)"
         return section
     best, p = fit.get("best_weight", fit["weight"]), fit.get("p_vs_sasrec", 0.0)
-    why = (f"the best validation {fit['select_by']} on {fit['users']:,} users"
-           + (f", paired p={p:.2g} against w=0" if best else "") if best == fit["weight"] else
-           f"the best, w={best:g}, did not beat w=0 on validation {fit['select_by']} ({fit['users']:,} users, "
-           f"paired p={p:.2g}, not below harmonized.fit_p={fit.get('fit_p', 1.0):g})")
+    if best != fit["weight"]:
+        why = (f"the best, w={best:g}, did not beat w=0 on validation {fit['select_by']} ({fit['users']:,} users, "
+               f"paired p={p:.2g}, not below harmonized.fit_p={fit.get('fit_p', 1.0):g})")
+    else:
+        why = f"the best validation {fit['select_by']} on {fit['users']:,} users"
+        if best:
+            why += f", paired p={p:.2g} against w=0"
     section.body = _image(figures.fusion_weights(fit["grid"], fit["weight"], best, p),
                           "validation metrics per weight") + (
         f"<p>Kept w={fit['weight']:g}: {why}. "

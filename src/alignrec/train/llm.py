@@ -36,11 +36,10 @@ from rich.console import Console
 
 from alignrec.config import LLMConfig, to_dict
 from alignrec.data.dataset import SequenceDataset
-from alignrec.data.split import history, targets
 from alignrec.device import use_bf16
 from alignrec.errors import AlignrecError
-from alignrec.eval.metrics import ndcg_at, recall_at, target_rank
-from alignrec.eval.subset import fixed_users
+from alignrec.eval.metrics import ndcg_at, recall_at
+from alignrec.eval.subset import fixed_users, split_ranks
 from alignrec.io import atomic_open, read_json, write_json
 from alignrec.llm.build import ADAPTER, TASK_NAMES, VOCAB, LLMBuild, build_llm, check_artifact_matches
 from alignrec.llm.encoding import IGNORE, PackedDataset, collate, pack
@@ -127,9 +126,7 @@ def subset_metrics(
     recommend, dataset: SequenceDataset, users: np.ndarray, split: str, k: int = 10
 ) -> dict[str, float]:
     """Recall@k and NDCG@k of ``recommend(histories, k)`` on ``users`` (history items excluded)."""
-    histories = [history(dataset, int(u), split) for u in users]
-    items, _ = recommend(histories, k)
-    ranks = np.array([target_rank(row.tolist(), int(t)) for row, t in zip(items, targets(dataset, users, split), strict=True)])
+    ranks = split_ranks(recommend, dataset, users, split, k)
     return {f"recall@{k}": recall_at(ranks, k), f"ndcg@{k}": ndcg_at(ranks, k)}
 
 
