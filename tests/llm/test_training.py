@@ -86,6 +86,41 @@ def test_a_crash_resumes_to_the_uninterrupted_weights(
     assert steps == sorted(set(steps))  # no step logged twice
 
 
+def test_a_checkpoint_holds_the_trainable_weights_only(cyclic: SequenceDataset, tiny_tokens, tmp_path: Path) -> None:
+    """From a backbone folder whose vocabulary the code tokens resized, peft would save the whole embedding."""
+    from tests.test_export import tiny_hf_backbone
+
+    artifact, _ = tiny_tokens
+    backbone = tiny_hf_backbone(tmp_path / "backbone")
+    config = tiny_llm_config(backbone=str(backbone), max_steps=2, save_steps=2, eval_steps=0)
+    train_llm(cyclic, artifact, config, tmp_path / "run", seed=0)
+    saved = load_file(tmp_path / "run" / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors")
+    assert any("trainable_tokens_delta" in name for name in saved) and any("lora_A" in name for name in saved)
+    assert not [name for name in saved if "base_layer" in name]  # not the resized embedding matrix
+    assert saved.keys() == load_file(tmp_path / "run" / "model" / "adapter_model.safetensors").keys()
+
+
+def test_frozen_linears_stored_in_bf16_train_the_same_weights_under_bf16_autocast(
+    cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact, _ = tiny_tokens
+    config = tiny_llm_config(bf16="true", max_steps=6, eval_steps=0, save_steps=100)
+    moved = []
+    real = training.store_frozen_linears_in_bf16
+    monkeypatch.setattr(training, "store_frozen_linears_in_bf16", lambda model: moved.append(real(model)))
+    train_llm(cyclic, artifact, config, tmp_path / "bf16", seed=0)
+    monkeypatch.setattr(training, "store_frozen_linears_in_bf16", lambda model: None)
+    train_llm(cyclic, artifact, config, tmp_path / "fp32", seed=0)
+    assert moved and moved[0] > 0
+    stored = load_file(tmp_path / "bf16" / "model" / "adapter_model.safetensors")
+    plain = load_file(tmp_path / "fp32" / "model" / "adapter_model.safetensors")
+    assert stored.keys() == plain.keys()
+    assert all(value.dtype == torch.float32 for value in stored.values())  # LoRA and the code rows train in fp32
+    for name in stored:
+        assert torch.equal(stored[name], plain[name]), name
+    assert [r["loss"] for r in log_rows(tmp_path / "bf16")] == [r["loss"] for r in log_rows(tmp_path / "fp32")]
+
+
 def test_torchrun_two_processes(cyclic: SequenceDataset, tiny_tokens, tmp_path: Path) -> None:
     _, tokens = tiny_tokens
     cyclic.save(tmp_path / "data")

@@ -12,7 +12,7 @@ tokens/s, and a validation Recall@10 by constrained beam search on a fixed user 
     RUN_DIR/
       config.yaml            resolved config
       tasks.json             examples per task, skipped tasks and why
-      checkpoints/           Trainer checkpoints (resume from the newest)
+      checkpoints/           Trainer checkpoints of the trainable weights (resume from the newest)
       train_log.csv          step, loss, loss per task, tokens/s, validation Recall@10 / NDCG@10
       task_loss.png          per-task loss curves + validation Recall@10
       model/                 adapter (LoRA + code rows) and vocab.json
@@ -43,6 +43,7 @@ from alignrec.eval.subset import fixed_users, split_ranks
 from alignrec.io import atomic_open, read_json, write_json
 from alignrec.llm.build import ADAPTER, TASK_NAMES, VOCAB, LLMBuild, build_llm, check_artifact_matches
 from alignrec.llm.encoding import IGNORE, PackedDataset, collate, pack
+from alignrec.llm.precision import store_frozen_linears_in_bf16
 from alignrec.llm.tasks import build_mixture
 from alignrec.llm.tasks.context import TaskContext
 from alignrec.provenance import code_versions
@@ -111,6 +112,16 @@ def make_trainer_class():  # noqa: ANN202 - the class is built lazily: transform
             count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE).sum()
             loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
             return (loss, logits) if return_outputs else loss
+
+        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+            """A checkpoint holds the trainable weights only (LoRA and the code rows, ~20 MB for SmolLM2, not
+            ~255 MB with the resized embedding matrix); the optimizer's state beside it is theirs alone too."""
+            if not self.args.should_save:
+                return
+            folder = Path(output_dir or self.args.output_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            save_adapter(self.accelerator.unwrap_model(self.model), folder)
+            torch.save(self.args, folder / "training_args.bin")
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "loss" in logs:
@@ -277,6 +288,8 @@ def train_llm(
     on_cpu = torch.device(device).type == "cpu"
     set_seed(seed)
     prepared = build_llm(config, artifact, dataset, seed, device=device)
+    if use_bf16(config.bf16, device):
+        store_frozen_linears_in_bf16(prepared.model)
     rows, report = training_rows(dataset, prepared, config, seed)
     if rank == 0:
         for name, why in report["skipped"].items():
