@@ -23,7 +23,6 @@ from alignrec.device import resolve_device, use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm.encoding import ExampleEncoder
-from alignrec.llm.precision import store_frozen_linears_in_bf16
 from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
 from alignrec.llm.recommender import LLMRecommender
 from alignrec.llm.tasks import TASKS
@@ -131,9 +130,5 @@ def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | Non
     config = load_config(run.config)
     artifact = load_artifact(run.tokens)
     check_artifact_matches(dataset, artifact, run.tokens)
-    built = build_llm(config.llm, artifact, dataset, config.seed, run.model("llm").file(ADAPTER),
-                      resolve_device(config.device))
-    if built.recommender.bf16:  # decoding only: the merged weights as autocast would cast them on every call
-        built.model.requires_grad_(False)
-        store_frozen_linears_in_bf16(built.model)
-    return built.recommender
+    return build_llm(config.llm, artifact, dataset, config.seed, run.model("llm").file(ADAPTER),
+                     resolve_device(config.device)).recommender

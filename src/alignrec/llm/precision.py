@@ -7,8 +7,7 @@ and kept it for the backward: 2 extra bytes per frozen weight per step, and the 
 time. Stored in bf16 they are exactly the tensors autocast would have made, so the
 computation is unchanged. Only linear weights move: the embedding (tied to the head in
 SmolLM2) and the norms stay fp32, so the residual stream stays fp32 as before; LoRA and
-the code rows train in fp32. A loaded run decodes the same way: its merged linear weights in
-bf16, each forward of the beam search then casts only the activations (the lists are the same).
+the code rows train in fp32.
 """
 
 from __future__ import annotations
