@@ -100,27 +100,6 @@ def test_a_checkpoint_holds_the_trainable_weights_only(cyclic: SequenceDataset, 
     assert saved.keys() == load_file(tmp_path / "run" / "model" / "adapter_model.safetensors").keys()
 
 
-def test_frozen_linears_stored_in_bf16_train_the_same_weights_under_bf16_autocast(
-    cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    artifact, _ = tiny_tokens
-    config = tiny_llm_config(bf16="true", max_steps=6, eval_steps=0, save_steps=100)
-    moved = []
-    real = training.store_frozen_linears_in_bf16
-    monkeypatch.setattr(training, "store_frozen_linears_in_bf16", lambda model: moved.append(real(model)))
-    train_llm(cyclic, artifact, config, tmp_path / "bf16", seed=0)
-    monkeypatch.setattr(training, "store_frozen_linears_in_bf16", lambda model: None)
-    train_llm(cyclic, artifact, config, tmp_path / "fp32", seed=0)
-    assert moved and moved[0] > 0
-    stored = load_file(tmp_path / "bf16" / "model" / "adapter_model.safetensors")
-    plain = load_file(tmp_path / "fp32" / "model" / "adapter_model.safetensors")
-    assert stored.keys() == plain.keys()
-    assert all(value.dtype == torch.float32 for value in stored.values())  # LoRA and the code rows train in fp32
-    for name in stored:
-        assert torch.equal(stored[name], plain[name]), name
-    assert [r["loss"] for r in log_rows(tmp_path / "bf16")] == [r["loss"] for r in log_rows(tmp_path / "fp32")]
-
-
 def test_torchrun_two_processes(cyclic: SequenceDataset, tiny_tokens, tmp_path: Path) -> None:
     _, tokens = tiny_tokens
     cyclic.save(tmp_path / "data")

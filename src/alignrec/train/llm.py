@@ -43,7 +43,6 @@ from alignrec.eval.subset import fixed_users, split_ranks
 from alignrec.io import atomic_open, read_json, write_json
 from alignrec.llm.build import ADAPTER, TASK_NAMES, VOCAB, LLMBuild, build_llm, check_artifact_matches
 from alignrec.llm.encoding import IGNORE, PackedDataset, collate, pack
-from alignrec.llm.precision import store_frozen_linears_in_bf16
 from alignrec.llm.tasks import build_mixture
 from alignrec.llm.tasks.context import TaskContext
 from alignrec.provenance import code_versions
@@ -288,8 +287,6 @@ def train_llm(
     on_cpu = torch.device(device).type == "cpu"
     set_seed(seed)
     prepared = build_llm(config, artifact, dataset, seed, device=device)
-    if use_bf16(config.bf16, device):
-        store_frozen_linears_in_bf16(prepared.model)
     rows, report = training_rows(dataset, prepared, config, seed)
     if rank == 0:
         for name, why in report["skipped"].items():
