@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 """Bumped whenever a change alters results (see the README): it is part of every stage's
 fingerprint, so a rerun recomputes what older code made instead of reusing it."""
 

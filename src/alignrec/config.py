@@ -274,7 +274,10 @@ class TasksConfig(Section):
 class LoRAConfig(Section):
     rank: AtLeast1 = 16
     alpha: AtLeast1 = 32
-    dropout: Rate = 0.05
+    dropout: Rate = 0.0
+    """LoRA dropout on each adapted projection's input. Off by default: on a CPU its random numbers took
+    22% of a training step (BENCHMARKS.md, "LLM training and decoding at the CPU's limit"); the ``full``
+    preset, for a GPU, keeps 0.05."""
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
