@@ -146,12 +146,7 @@ def train_child(job: dict[str, Any]) -> dict[str, Any]:
         return loss.detach().item()
 
     result: dict[str, Any] = {"path": job["path"]}
-    if job["count_flops"]:
-        with FlopCounterMode(display=False) as counter:
-            step(batches[0])
-        result["flops_per_step"] = counter.get_total_flops()
-    else:
-        step(batches[0])  # warm-up
+    step(batches[0])  # warm-up
     losses, seconds, tokens = [], 0.0, 0
     for batch in batches[1 : job["steps"] + 1]:
         began = time.perf_counter()
@@ -159,13 +154,19 @@ def train_child(job: dict[str, Any]) -> dict[str, Any]:
         seconds += time.perf_counter() - began
         tokens += int(batch["num_tokens"])
     result.update(losses=losses, seconds=seconds, tokens=tokens, peak_rss_gib=peak_rss_gib())
-    if job["profile"]:  # after the timed steps, so that both paths' losses follow the same updates
+    # counted and profiled after the timed steps: the counter's dispatch may pick other kernels, and both
+    # paths' losses must follow the same updates
+    if job["count_flops"]:
+        with FlopCounterMode(display=False) as counter:
+            step(batches[0])
+        result["flops_per_step"] = counter.get_total_flops()
+    if job["profile"]:
         result["profile"] = profile_shares(lambda: step(batches[0]))
     return result
 
 
 def decode_child(job: dict[str, Any]) -> dict[str, Any]:
-    """Beam search of the users' histories by a loaded (merged) model, fp32- or bf16-stored."""
+    """Beam search of the users' histories by a loaded (merged) model, computing in bf16."""
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(job["threads"])

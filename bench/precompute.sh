@@ -27,7 +27,8 @@ JOB=$!
 sleep "$KILL_AFTER"
 kill -9 "$JOB" 2>/dev/null || echo "the job finished before the kill"
 wait "$JOB" || echo "killed (exit $?)"
-$A snapshots --store "sqlite:$OUT/killed.sqlite"
+if [ -e "$OUT/killed.sqlite" ]; then $A snapshots --store "sqlite:$OUT/killed.sqlite"
+else echo "killed before it created the store"; fi
 $A precompute --run "$RUN" --store "sqlite:$OUT/killed.sqlite" 2>/dev/null
 lists "$OUT/killed.sqlite"
 

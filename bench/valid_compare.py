@@ -49,10 +49,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for index, (name, got, seconds) in enumerate(values):
         mean, half = interval(got["ndcg@10"])
-        change = mean / base["ndcg@10"].mean() - 1 if base["ndcg@10"].mean() else float("nan")
+        change = f"{mean / base['ndcg@10'].mean() - 1:+.1%}" if base["ndcg@10"].mean() else "-"  # undefined at 0
         p = "-" if index == 0 else f"{sign_flip_p_value(got['ndcg@10'] - base['ndcg@10']):.4f}"
         print(f"| {name} | {got['recall@10'].mean():.4f} | {mean:.4f} ± {half:.4f} | {got[f'recall@{args.k}'].mean():.4f} "
-              f"| {change:+.1%} | {p} | {seconds:.0f} |")
+              f"| {change} | {p} | {seconds:.0f} |")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ SMOKE = {  # script -> the test that runs it (a test below checks that none is m
     "serve.py": "test_the_serving_benchmark_loads_a_tiny_run",
     "sweep.py": "test_the_sasrec_benchmarks_run_on_a_tiny_run",
     "tie_order.py": "tests/integration/test_real_data.py::test_tie_order_benchmark_writes_ml_1m_as_recbole_files",
-    "ties.py": "test_the_sasrec_benchmarks_run_on_a_tiny_run",
+    "ties.py": "test_the_ties_benchmark_splits_recall_by_same_second_test_items",
     "tokenize.sh": "test_the_shell_benchmarks_parse_and_name_their_python",
     "tokenize_table.py": "test_the_llm_benchmarks_run_on_a_tiny_run",
     "valid_compare.py": "test_the_llm_benchmarks_run_on_a_tiny_run",
@@ -92,7 +92,8 @@ def test_the_llm_benchmarks_run_on_a_tiny_run(tiny_run: Path) -> None:
     # the same run twice: the same lists, so no change and p = 1
     out = bench("valid_compare.py", "--runs", str(tiny_run), str(tiny_run), "--users", "8", "--k", "5")
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith(f"| {tiny_run}")]
-    assert len(rows) == 2 and rows[0][1:4] == rows[1][1:4] and rows[1][4:6] == ["+0.0%", "1.0000"]
+    assert len(rows) == 2 and rows[0][1:4] == rows[1][1:4] and rows[1][5] == "1.0000"
+    assert rows[1][4] == ("+0.0%" if float(rows[0][2].split()[0]) else "-")  # a relative change needs a base
 
     out = bench("llm_train.py", "--data", str(tiny_run / "data"), "--tokens", str(tiny_run / "tokens"),
                 "--backbone", "tiny-random", "--steps", "1", "--set", "llm.max_tokens=64", "--set", "llm.batch_size=2")
@@ -127,8 +128,23 @@ def test_the_sasrec_benchmarks_run_on_a_tiny_run(tiny_run: Path, tmp_path: Path)
     assert "2 variants in" in out and "failed: none" in out
     assert [line.split()[0] for line in out.splitlines()[-2:]] == ["one", "two"]
 
-    out = bench("ties.py", "--data", data, str(tiny_run / "mostpop" / "rankings_test.jsonl"))
-    assert "of consecutive ratings share a second" in out and "rankings_test.jsonl" in out.splitlines()[-1]
+
+def test_the_ties_benchmark_splits_recall_by_same_second_test_items(tmp_path: Path) -> None:
+    """Ten users of five ratings each; for the first four the last two share a second."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(10):
+        stamps = [100, 200, 300, 400, 400 if user < 4 else 500]
+        lines += [f"u{user}\t{(user + step) % 20}\t{stamp}" for step, stamp in enumerate(stamps)]
+    (raw / "toy.inter").write_text("\n".join(lines) + "\n")
+    assert main(["data", "prepare", "--format", "recbole", "--path", str(raw), "--out", str(tmp_path / "data")]) == 0
+    hits = tmp_path / "rankings_test.jsonl"  # the test item first for the tied users only
+    hits.write_text("".join(json.dumps({"user": f"u{u}", "items": [str((u + 4) % 20) if u < 4 else "0"]}) + "\n"
+                            for u in range(10)))
+    out = bench("ties.py", "--data", str(tmp_path / "data"), str(hits))
+    assert "10.0% of consecutive ratings share a second; 40.0% of 10 test items share theirs" in out
+    assert out.splitlines()[-1].split()[1:] == ["1.0000", "0.0000", "1000000000.00"]
 
 
 def test_the_shell_benchmarks_parse_and_name_their_python() -> None:
