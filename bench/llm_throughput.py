@@ -8,10 +8,12 @@ One run, on the machine it runs on:
 3. training steps on the same real batches (SmolLM2, ML-100k's task mixture packed as the default
    run packs it, bf16 autocast), the old path and the new one in turns, each in a fresh process so
    each has its own peak RSS; a path is the default config plus its overrides (``--old``: the
-   previous default, LoRA dropout 0.05; ``--new``: none, today's default), and both start from the
+   previous defaults, LoRA dropout 0.05 and every beam its own copy of the prompt's KV cache;
+   ``--new``: none, today's default), and both start from the
    same seeded weights, so their losses show whether a lever changes the optimisation;
-4. decoding the same users by a loaded run's merged model on each path, in turns; the lists are
-   compared.
+4. decoding the same users by a loaded run's merged model on each path, in turns (the new path loads
+   it as a run is loaded to decode, its linear weights stored in bf16; the old one kept them fp32); the
+   lists are compared (in bf16 each path rounds on its own, so near-tied items may swap).
 
 Prints tokens/s, users/s, the fraction of the measured bf16 matmul peak (model FLOP utilisation) and
 peak RSS for each path, optionally a profile of where a step's time goes (by aten op), and ends with
@@ -53,6 +55,7 @@ from alignrec.tokenize.artifacts import TokenizerArtifact, token_names
 from alignrec.train.llm import labelled_forward, save_adapter, task_losses, training_rows
 
 PATHS = ("old", "new")
+OLD = ["llm.lora.dropout=0.05", "llm.decode_shared_cache=false"]  # the previous defaults
 
 
 def matmul_roofline(hidden: int, ffn: int, kv: int, vocab: int, tokens: int, threads: int) -> dict[str, dict[str, float]]:
@@ -166,15 +169,16 @@ def train_child(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode_child(job: dict[str, Any]) -> dict[str, Any]:
-    """Beam search of the users' histories by a loaded (merged) model, computing in bf16."""
+    """Beam search of the users' histories by a loaded (merged) model, computing in bf16: the new path
+    loads it as a run loads it to decode (bf16-stored linear weights), the old one kept fp32 weights."""
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(job["threads"])
     dataset, artifact, configs = torch.load(job["inputs"], weights_only=False)
     config = configs[job["path"]]
-    built = build_llm(config.llm, artifact, dataset, config.seed, Path(job["adapter"]))
-    recommender = built.recommender
-    recommender.bf16 = True
+    bf16 = config.llm.model_copy(update={"bf16": True})
+    recommender = build_llm(bf16, artifact, dataset, config.seed, Path(job["adapter"]),
+                            decode_only=job["path"] == "new").recommender
     histories = [dataset.sequence(int(user))[:-1] for user in job["users"]]
     k = job["k"]
     result: dict[str, Any] = {"path": job["path"]}
@@ -212,7 +216,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where a training and a decoding step's time goes")
     parser.add_argument("--set", action="append", default=[], help="config overrides of both paths")
     parser.add_argument("--old", action="append", default=None, metavar="KEY=VALUE",
-                        help="the old path's overrides (default: llm.lora.dropout=0.05, the previous default)")
+                        help=f"the old path's overrides (default: {' '.join(OLD)}, the previous defaults)")
     parser.add_argument("--new", action="append", default=[], metavar="KEY=VALUE", help="the new path's overrides")
     args = parser.parse_args()
     if args.quick:
@@ -220,7 +224,7 @@ def main() -> None:
 
     common = [f"llm.backbone={args.backbone}", "llm.token_init=random", *args.set]
     config = load_config("default", common)
-    configs = {"old": load_config("default", [*common, *(args.old or ["llm.lora.dropout=0.05"])]),
+    configs = {"old": load_config("default", [*common, *(args.old or OLD)]),
                "new": load_config("default", [*common, *args.new])}
     data = DataConfig(dataset="ml-100k") if args.data is None else DataConfig(path=args.data, format=args.format)
     folder = cache_dir() / "bench" / (data.dataset if args.data is None else Path(args.data).name)
@@ -290,6 +294,8 @@ def main() -> None:
     decode_mfu = {p: users_s[p] * flops_user / peak for p in PATHS}
     same_losses = all(a["losses"] == b["losses"] for a, b in zip(train["old"], train["new"], strict=True))
     same_lists = all(a["items"] == b["items"] for a, b in zip(decode["old"], decode["new"], strict=True))
+    overlap = np.mean([len(set(a) & set(b)) / len(a) for old, new in zip(decode["old"], decode["new"], strict=True)
+                       for a, b in zip(old["items"], new["items"], strict=True)])
 
     print(f"\nexecuted FLOPs: {flops_token / 1e9:.2f} GFLOP per trained token (forward + backward), "
           f"{flops_user / 1e9:.1f} GFLOP per decoded user ({max(config.llm.beams, max(config.eval.ks))} beams, "
@@ -298,14 +304,14 @@ def main() -> None:
     print("\n| path | training tokens/s | train MFU | train peak RSS GiB | decoding users/s | decode MFU | "
           "decode peak RSS GiB |")
     print("|---|---|---|---|---|---|---|")
-    names = {"old": "old: " + (" ".join(args.old or ["llm.lora.dropout=0.05"])),
+    names = {"old": "old: " + (" ".join(args.old or OLD)),
              "new": "new: " + (" ".join(args.new) or "the default config")}
     for p in PATHS:
         print(f"| {names[p]} | {rate[p]:.0f} | {mfu[p]:.1%} | {rss[p]:.2f} | {users_s[p]:.2f} | {decode_mfu[p]:.1%} | "
               f"{decode_rss[p]:.2f} |")
     losses = "; ".join(f"{p} " + ", ".join(f"{x:.3f}" for x in train[p][0]["losses"]) for p in PATHS)
     print(f"\nsame training losses on both paths: {same_losses} ({losses}); "
-          f"identical top-{max(config.eval.ks)} lists: {same_lists}")
+          f"identical top-{max(config.eval.ks)} lists: {same_lists} (items in common: {overlap:.1%})")
     if args.profile:
         for what, rows_ in (("training step", train), ("decoding", decode)):
             for p in PATHS:

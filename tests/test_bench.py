@@ -106,8 +106,8 @@ def test_the_llm_benchmarks_run_on_a_tiny_run(tiny_run: Path) -> None:
 def test_the_throughput_benchmark_compares_both_paths_in_fresh_processes(toy: Path, tmp_path: Path) -> None:
     out = bench("llm_throughput.py", "--backbone", "tiny-random", "--data", str(toy), "--format", "lcrec", "--quick",
                 "--steps", "1", "--decode-users", "4", "--threads", "1", "--set", "llm.max_tokens=64",
-                "--old", "llm.lora.dropout=0.0", env={"ALIGNREC_CACHE": str(tmp_path / "cache")}, timeout=600)
-    # two identical paths: each fresh process starts from the same seeded weights and batches
+                "--old", "llm.decode_shared_cache=false", env={"ALIGNREC_CACHE": str(tmp_path / "cache")}, timeout=600)
+    # paths that train alike (fresh processes, the same seeded weights and batches) and decode by two KV caches
     assert "same training losses on both paths: True" in out and "identical top-50 lists: True" in out
     assert re.search(r"^train speedup \d+\.\d\dx, decode speedup \d+\.\d\dx, train MFU \d+\.\d%, "
                      r"peak RSS \d+\.\d\d GiB$", out, flags=re.M)

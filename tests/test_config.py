@@ -242,7 +242,8 @@ FROZEN_DICTS = Path(__file__).parent / "fixtures" / "config_dicts.json"
 """``to_dict`` of the defaults and of each preset as the dataclass config (commit 66403f8) made them,
 but for deliberate changes since (``llm.bf16`` now ``auto``; the new ``harmonized.fit_p`` and
 ``llm.code_prior``; ``tracking``, ``serve.workers``, ``serve.follow_s``, which no stage records; LoRA
-dropout off by default, and the default run's 100 LLM steps, with alignrec 0.3.0):
+dropout off by default, and the default run's 100 LLM steps, with alignrec 0.3.0; ``llm.decode_shared_cache``,
+the same lists by another KV cache):
 stage fingerprints hash these dicts, so a run made then must still resume as done."""
 
 

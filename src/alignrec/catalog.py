@@ -176,7 +176,7 @@ register_model(ModelEntry(
     train="alignrec.train.llm:train_stage",
     export="alignrec.llm.export:export_model",
     sections=("tokenize", "llm"),
-    not_trained=("max_minutes", "test_users", "beams", "decode_batch_size"),
+    not_trained=("max_minutes", "test_users", "beams", "decode_batch_size", "decode_shared_cache"),
     needs=_llm_needs,
     needs_fix=lambda config: (f" (tokenize.features={config.tokenize.features})", ", or set tokenize.features=text"),
     test_users=lambda config: config.llm.test_users,

@@ -323,6 +323,9 @@ class LLMConfig(Section):
     beams: AtLeast1 = 20
     """The narrowest beam search; a list of k items is searched with max(beams, k) beams."""
     decode_batch_size: AtLeast1 = 8
+    decode_shared_cache: bool = True
+    """Beams share their prompt's KV cache (a tree of code tokens after it, no copies) where the
+    attention allows it (SDPA, no sliding window); off: every beam gets its own copy of the prompt's."""
     test_users: AtLeast0 = 0
     """Test users ranked by the LLM after training: 0 = all; else a fixed, seeded subset (LLM decoding
     is slow on CPU); the table then says so and every model is scored on the same users."""
@@ -559,7 +562,7 @@ def to_dict(config: Section) -> dict[str, Any]:
 
 
 
-ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {LLMConfig: ("code_prior",)}
+ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {LLMConfig: ("code_prior", "decode_shared_cache")}
 """Settings added after runs were recorded, whose default does what those runs did."""
 
 

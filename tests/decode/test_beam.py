@@ -18,6 +18,7 @@ from transformers import MistralConfig, MistralForCausalLM
 
 from alignrec.backbone import tiny_random_llama
 from alignrec.decode import CodeTrie, constrained_beam_search, search_and_score
+from alignrec.decode.beam import shares_prompt_cache
 from alignrec.decode.reference import generate_top_k
 from alignrec.errors import AlignrecError
 
@@ -248,3 +249,40 @@ def test_a_peft_wrapped_model_is_given_its_base_models_cache_keyword() -> None:
         warnings.simplefilter("error", FutureWarning)  # a deprecated keyword would warn
         items, _ = constrained_beam_search(wrapped.eval(), prompts, trie, beams=4, k=4, pad_token_id=PAD)
     assert np.array_equal(items, expected)  # LoRA at init changes nothing
+
+
+@pytest.mark.parametrize("excluded", [0, 30])
+def test_the_shared_prompt_cache_gives_the_per_beam_copies_lists_and_scores(excluded: int) -> None:
+    levels, size, beams, n = 3, 6, 8, 150
+    rng = np.random.default_rng(21 + excluded)
+    trie = CodeTrie.build(random_codes(rng, n, levels, size), level_tokens(levels, size))
+    model = model_with_codes(levels * size)
+    prompts = prompts_of(rng, [3, 16, 1, 9, 12])
+    exclude = [rng.choice(n, excluded, replace=False) for _ in prompts] if excluded else None
+    asked = np.concatenate([rng.integers(0, n, size=(len(prompts), 7)), np.full((len(prompts), 1), -1)], axis=1)
+    found = {shared: search_and_score(model, prompts, trie, beams=beams, k=beams, pad_token_id=PAD, exclude=exclude,
+                                      candidates=asked, batch_size=3, shared_cache=shared) for shared in (True, False)}
+    (items, scores, scored), (copied_items, copied_scores, copied_scored) = found[True], found[False]
+    assert np.array_equal(items, copied_items)
+    np.testing.assert_allclose(scores, copied_scores, atol=1e-5)
+    np.testing.assert_allclose(scored, copied_scored, atol=1e-5)  # -inf at the pad on both
+
+
+def test_the_shared_prompt_cache_never_copies_a_prompt_to_the_beams() -> None:
+    model, trie, prompts = small_setup()
+    rows: list[int] = []
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: rows.append(kwargs["input_ids"].shape[0]),
+                                           with_kwargs=True)
+    try:
+        for shared in (True, False):
+            rows.clear()
+            search_and_score(model, prompts, trie, beams=4, k=4, pad_token_id=PAD, shared_cache=shared,
+                             candidates=np.zeros((len(prompts), 3), dtype=np.int64))
+            # prefill, the candidates' codes, two levels of beams: batch rows of the prompts alone when shared
+            assert rows == ([2, 2, 2, 2] if shared else [2, 6, 8, 8])
+    finally:
+        hook.remove()
+    sliding = MistralForCausalLM(MistralConfig(vocab_size=300, hidden_size=16, intermediate_size=32,
+                                               num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                               sliding_window=4))
+    assert shares_prompt_cache(model) and not shares_prompt_cache(sliding)  # a window drops the tree's columns

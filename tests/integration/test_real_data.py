@@ -12,13 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from alignrec.cli import main
-from alignrec.config import DataConfig
+from alignrec.config import DataConfig, load_config
 from alignrec.data.builtin import BUILTINS, fetch_wheel
 from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
 from alignrec.io import read_json
+from alignrec.llm.build import ADAPTER, build_llm
+from alignrec.rundir import RunDir
+from alignrec.tokenize.artifacts import load_artifact
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +89,28 @@ def test_default_run_on_ml_100k_sasrec_beats_mostpop_and_the_llm_ranks_valid_ite
     assert harmonized["num_users"] == 16 and harmonized["diagnostics"]["invalid_item_share"] == 0.0
     assert harmonized["fit_users"] == 16 and 0.0 <= harmonized["weight"] <= 1.0
     assert "fixed subset of 16" in (out / "comparison.md").read_text()
+
+    # Real prompts through SmolLM2, loaded to decode (in bf16: from bf16-stored weights, the head untied
+    # from the fp32 embedding): the beams' shared prompt cache and the per-beam copies give the same
+    # lists in fp32; in bf16 (as the run decodes on this CPU) the same lists but for near-ties.
+    run = RunDir(out)
+    dataset = SequenceDataset.load(run.data)
+    config, artifact = load_config(run.config), load_artifact(run.tokens)
+    histories = [dataset.sequence(user)[:-1] for user in range(8)]
+    found = {}
+    for bf16 in (False, True):
+        built = build_llm(config.llm.model_copy(update={"bf16": bf16}), artifact, dataset, config.seed,
+                          run.model("llm").file(ADAPTER), decode_only=True)
+        head = built.model.get_output_embeddings().weight
+        assert head.dtype == (torch.bfloat16 if bf16 else torch.float32)
+        for shared in (True, False):
+            built.recommender.shared_cache = shared
+            found[bf16, shared] = built.recommender.recommend(histories, 20)
+    assert np.array_equal(found[False, True][0], found[False, False][0])
+    np.testing.assert_allclose(found[False, True][1], found[False, False][1], atol=1e-4)
+    pairs = zip(found[True, True][0], found[True, False][0], strict=True)
+    overlap = np.mean([len(set(a) & set(b)) / 20 for a, b in pairs])
+    assert overlap >= 0.8  # bf16 rounds each path on its own; near-ties swap, the lists stay
 
 
 def test_tie_order_benchmark_writes_ml_1m_as_recbole_files(tmp_path) -> None:

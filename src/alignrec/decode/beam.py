@@ -2,11 +2,18 @@
 
 Why not ``generate(prefix_allowed_tokens_fn=...)`` (LC-Rec, MiniOneRec): it prefills
 every prompt once per beam and calls a Python function per beam per step. Here each
-prompt is prefilled once, its KV cache is copied to the beams by index, and every step
-restricts the logits with tensor lookups into the compiled :class:`CodeTrie`. The
-search is the same as transformers' beam search with ``length_penalty=0`` (at each
-level keep the ``beams`` best prefixes by summed log-probability over the full
-vocabulary), so the results match it; no prefix outside the trie can ever be kept.
+prompt is prefilled once and every step restricts the logits with tensor lookups into the
+compiled :class:`CodeTrie`. The search is the same as transformers' beam search with
+``length_penalty=0`` (at each level keep the ``beams`` best prefixes by summed
+log-probability over the full vocabulary), so the results match it; no prefix outside
+the trie can ever be kept.
+
+Why a shared prompt cache: copying the prompt's KV cache to every beam, and moving it at
+every level, was most of a CPU decoding step. Where the model's attention takes a custom
+mask over a full cache (SDPA, no sliding window), the beams share their prompt's one
+cache: each level appends the beams' code tokens after it as a tree, and a 4D mask lets
+each token see the prompt and its own ancestors only, so nothing is ever copied. Other
+models (sliding windows, flash-attention kernels) get each beam its own copy.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ def constrained_beam_search(
     batch_size: int = 8,
     progress: bool = False,
     only: Sequence[Collection[int]] | None = None,
+    shared_cache: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Items [len(prompts), k] int64 and their scores [len(prompts), k] float32, best first.
 
@@ -42,10 +50,12 @@ def constrained_beam_search(
     prompt. ``exclude[i]`` are item ids never to return for prompt ``i``; ``only[i]``, when
     given, the only items prompt ``i`` may return (its search follows a trie of those alone,
     as a cascade over another model's candidates does). Rows hold -1 (score -inf) only where
-    fewer than ``k`` items are left to recommend.
+    fewer than ``k`` items are left to recommend. ``shared_cache``: the beams share their prompt's
+    KV cache where :func:`shares_prompt_cache` allows (off: each beam gets a copy; the same lists).
     """
     items, scores, _ = search_and_score(model, prompts, trie, beams=beams, k=k, pad_token_id=pad_token_id,
-                                        exclude=exclude, batch_size=batch_size, progress=progress, only=only)
+                                        exclude=exclude, batch_size=batch_size, progress=progress, only=only,
+                                        shared_cache=shared_cache)
     return items, scores
 
 
@@ -62,6 +72,7 @@ def search_and_score(
     progress: bool = False,
     only: Sequence[Collection[int]] | None = None,
     candidates: np.ndarray | None = None,
+    shared_cache: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`constrained_beam_search`, and the exact score of every item in ``candidates``
     ([len(prompts), C], -1 pads; score -inf there) after the same prompts, from the same prefill.
@@ -89,6 +100,7 @@ def search_and_score(
     candidate_scores = None if candidates is None else np.full(candidates.shape, -np.inf, dtype=np.float32)
     device = next(model.parameters()).device
     on_device = trie.to(device)
+    shared = shared_cache and shares_prompt_cache(model)
     # Prompts of similar length share a batch: less padding to compute.
     order = np.argsort([len(prompt) for prompt in prompts], kind="stable")
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
@@ -106,7 +118,7 @@ def search_and_score(
                     alive = on_device.alive_counts([exclude[row] for row in rows])
                 asked = None if candidates is None else torch.as_tensor(candidates[rows], device=device)
                 found, found_scores, scored = _search(model, [prompts[row] for row in rows], on_device, alive,
-                                                      beams, pad_token_id, asked)
+                                                      beams, pad_token_id, asked, shared)
                 items[rows] = found[:, :k].cpu().numpy()
                 scores[rows] = found_scores[:, :k].float().cpu().numpy()
                 if candidate_scores is not None and scored is not None:
@@ -127,6 +139,13 @@ def left_pad(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor,
     return input_ids, mask
 
 
+def log_normaliser(logits: torch.Tensor, rows: int = 32) -> torch.Tensor:
+    """[N, 1] the fp32 logsumexp over the vocabulary of ``logits`` [N, vocab] (in the model's dtype),
+    ``rows`` at a time: the fp32 copy of a whole beams x vocabulary matrix is a fresh allocation too
+    large for the allocator to reuse, and its page faults cost more than the arithmetic."""
+    return torch.cat([chunk.float().logsumexp(dim=-1, keepdim=True) for chunk in logits.split(rows)])
+
+
 def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
     """The model's cache keyword (``cache`` from transformers 5.x, else ``past_key_values``)
     and whether it can compute logits for the last position only. A peft wrapper's own
@@ -134,6 +153,14 @@ def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     params = inspect.signature(base.forward).parameters
     return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
+
+
+def shares_prompt_cache(model: torch.nn.Module) -> bool:
+    """Whether the beams can share their prompt's cache: SDPA attention (it takes a boolean 4D
+    mask as given) over a cache that keeps every position (no sliding window)."""
+    config = model.config
+    return (getattr(config, "_attn_implementation", None) == "sdpa"
+            and getattr(config, "sliding_window", None) is None)
 
 
 def _search(
@@ -144,6 +171,7 @@ def _search(
     beams: int,
     pad_token_id: int,
     candidates: torch.Tensor | None = None,
+    shared: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One batch: items [P, beams] (-1 where no item) and scores [P, beams], best first, and the
     scores of ``candidates`` [P, C] (None when none are asked)."""
@@ -160,16 +188,22 @@ def _search(
     extra = {"logits_to_keep": 1} if last_only else {}
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                 **{cache_name: cache}, **extra)
-    logits = out.logits[:, -1, :].float()
+    logits = out.logits[:, -1, :]
     if trie.max_token_id >= logits.shape[-1]:
         raise AlignrecError(
             f"beam search: code token id {trie.max_token_id} is outside the model's vocabulary "
             f"({logits.shape[-1]}); add the code tokens to the model first"
         )
+    # What each beam's next token may attend to, besides itself (shared cache only): its prompt.
+    seen = mask.bool()[:, None, :].expand(batch, beams, -1)
     scored = None
     if candidates is not None and candidates.shape[1]:
-        scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates,
-                                   cache_name)
+        if shared:  # the candidates' tokens join the cache, unseen by the beams
+            scored = _score_candidates_shared(model, cache, logits, mask, lengths, trie, candidates, cache_name)
+            seen = torch.cat([seen, seen.new_zeros((batch, beams, cache.get_seq_length() - seen.shape[2]))], dim=2)
+        else:
+            scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates,
+                                       cache_name)
 
     size, dead = trie.codebook_size, trie.dead
     node = torch.zeros((batch, 1), dtype=torch.int64, device=device)  # every prompt starts at the root
@@ -178,7 +212,7 @@ def _search(
     rows = torch.arange(batch, device=device)[:, None]
     for level in range(trie.levels):
         tokens = trie.code_token_ids[level]
-        log_probs = logits[:, tokens] - logits.logsumexp(dim=-1, keepdim=True)  # [batch * live, K]
+        log_probs = logits[:, tokens].float() - log_normaliser(logits)  # [batch * live, K]
         child = trie.children[node]  # [batch, live, K]
         valid = alive.gather(1, child.flatten(1)).view_as(child) > 0
         stuck = torch.isfinite(score) & ~valid.any(dim=-1)
@@ -203,6 +237,13 @@ def _search(
             code = torch.cat([code, code.new_zeros((batch, fill))], dim=1)
         if level == trie.levels - 1:
             break
+        if shared:  # each beam's code token sees what its source beam saw, and itself
+            seen = seen.gather(1, source[..., None].expand(-1, -1, seen.shape[2]))
+            seen = torch.cat([seen, torch.eye(beams, dtype=torch.bool, device=device).expand(batch, -1, -1)], dim=2)
+            out = model(input_ids=tokens[code], attention_mask=seen[:, None], use_cache=True,
+                        position_ids=(lengths + level)[:, None].expand(-1, beams), **{cache_name: cache})
+            logits = out.logits.flatten(0, 1)  # [batch * beams, vocab]
+            continue
         # Move each beam's KV cache to its new slot (the first time, copy the prompt's), feed its code.
         width_before = 1 if level == 0 else beams
         cache.reorder_cache((rows * width_before + source).flatten())
@@ -212,13 +253,52 @@ def _search(
         mask = torch.cat([mask, mask.new_ones((batch * beams, 1))], dim=1)
         out = model(input_ids=tokens[code].view(-1, 1), attention_mask=mask,
                     position_ids=(lengths + level)[:, None], use_cache=True, **{cache_name: cache})
-        logits = out.logits[:, -1, :].float()
+        logits = out.logits[:, -1, :]
 
     items = trie.leaf_item[node]
     live = torch.isfinite(score)
     if (items[live] < 0).any():
         raise AlignrecError("beam search: a finished beam is not an item; the trie is inconsistent")
     return torch.where(live, items, -1), score, scored
+
+
+def _score_candidates_shared(
+    model: torch.nn.Module,
+    cache: object,
+    first_logits: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    trie: CodeTrie,
+    candidates: torch.Tensor,
+    cache_name: str,
+) -> torch.Tensor:
+    """:func:`_score_candidates` over the prompts' own cache: every candidate's first ``levels - 1``
+    code tokens are appended after its prompt at once, each seeing the prompt and its own earlier
+    codes only (a block-causal 4D mask), so the prompt's cache is neither copied nor changed."""
+    batch, width = candidates.shape
+    device = candidates.device
+    tokens = _candidate_tokens(trie, candidates)  # [P, C, L]
+    total = first_logits.gather(1, tokens[..., 0]).float() - log_normaliser(first_logits)  # [P, C]
+    steps = trie.levels - 1
+    if steps:
+        own = torch.ones((steps, steps), dtype=torch.bool, device=device).tril()
+        block = torch.block_diag(*[own] * width)  # [C * steps, C * steps]
+        attend = torch.cat([mask.bool()[:, None, :].expand(-1, width * steps, -1),
+                            block.expand(batch, -1, -1)], dim=2)
+        positions = lengths[:, None] + torch.arange(steps, device=device).repeat(width)[None, :]
+        out = model(input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
+                    position_ids=positions, use_cache=True, **{cache_name: cache})
+        later = out.logits.view(batch * width, steps, -1)
+        picked = (later.gather(2, tokens[..., 1:].reshape(-1, steps, 1)).squeeze(2).float()
+                  - log_normaliser(later.flatten(0, 1)).view(-1, steps))
+        total = total + picked.sum(dim=1).view(batch, width)
+    return torch.where(candidates >= 0, total, -torch.inf)
+
+
+def _candidate_tokens(trie: CodeTrie, candidates: torch.Tensor) -> torch.Tensor:
+    """[P, C, L] the code tokens of each candidate item (those of item 0 at -1 pads)."""
+    codes = trie.codes[candidates.clamp(min=0)]
+    return trie.code_token_ids[torch.arange(trie.levels, device=codes.device), codes]
 
 
 def _score_candidates(
@@ -240,19 +320,18 @@ def _score_candidates(
     """
     batch, width = candidates.shape
     real = candidates >= 0
-    codes = trie.codes[candidates.clamp(min=0)]  # [P, C, L]
-    tokens = trie.code_token_ids[torch.arange(trie.levels, device=codes.device), codes]  # [P, C, L]
-    first = first_logits.log_softmax(dim=-1)
-    total = first.gather(1, tokens[..., 0])  # [P, C]
+    tokens = _candidate_tokens(trie, candidates)  # [P, C, L]
+    total = first_logits.gather(1, tokens[..., 0]).float() - log_normaliser(first_logits)  # [P, C]
     if trie.levels > 1:
-        rows = torch.arange(batch, device=codes.device).repeat_interleave(width)
+        rows = torch.arange(batch, device=tokens.device).repeat_interleave(width)
         cache.reorder_cache(rows)
         steps = trie.levels - 1
         wide_mask = torch.cat([mask[rows], mask.new_ones((len(rows), steps))], dim=1)
-        positions = lengths[rows][:, None] + torch.arange(steps, device=codes.device)[None, :]
+        positions = lengths[rows][:, None] + torch.arange(steps, device=tokens.device)[None, :]
         out = model(input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
                     position_ids=positions, use_cache=True, **{cache_name: cache})
-        later = out.logits.float()  # [P * C, steps, vocab]
-        picked = later.gather(2, tokens[..., 1:].reshape(-1, steps, 1)).squeeze(2) - later.logsumexp(dim=-1)
+        later = out.logits  # [P * C, steps, vocab]
+        picked = (later.gather(2, tokens[..., 1:].reshape(-1, steps, 1)).squeeze(2).float()
+                  - log_normaliser(later.flatten(0, 1)).view(-1, steps))
         total = total + picked.sum(dim=1).view(batch, width)
     return torch.where(real, total, -torch.inf)

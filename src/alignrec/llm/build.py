@@ -23,6 +23,7 @@ from alignrec.device import resolve_device, use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm.encoding import ExampleEncoder
+from alignrec.llm.precision import store_linears_in_bf16
 from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
 from alignrec.llm.recommender import LLMRecommender
 from alignrec.llm.tasks import TASKS
@@ -75,11 +76,12 @@ def add_prior(
 
 def build_llm(
     config: LLMConfig, artifact: TokenizerArtifact, dataset: SequenceDataset, seed: int,
-    adapter: Path | None = None, device: torch.device | str = "cpu",
+    adapter: Path | None = None, device: torch.device | str = "cpu", decode_only: bool = False,
 ) -> LLMBuild:
     """The recommender to train (``adapter`` None: new LoRA, code rows initialised by ``llm.token_init``)
     or the trained one in ``adapter`` (merged, in eval mode, on ``device``, which also decides
-    ``llm.bf16: auto``)."""
+    ``llm.bf16: auto``; ``decode_only``: with bf16 on, its linear weights stored in bf16, see
+    :mod:`alignrec.llm.precision`)."""
     llm = load_causal_lm(config.backbone, seed)
     if adapter is None:
         from peft import LoraConfig, get_peft_model
@@ -111,12 +113,14 @@ def build_llm(
         ):
             raise AlignrecError(f"{adapter / VOCAB}: made with another backbone or tokenizer than llm.backbone / --tokens")
         model = PeftModel.from_pretrained(llm.model, adapter).merge_and_unload().eval().to(device)
+        if decode_only and use_bf16(config.bf16, device):
+            store_linears_in_bf16(model)
     add_prior(model, vocab, config, artifact, dataset)
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
                                  config.decode_batch_size, use_bf16(config.bf16, device),
-                                 prompt_title(ItemFacts(dataset), config.history_titles))
+                                 prompt_title(ItemFacts(dataset), config.history_titles), config.decode_shared_cache)
     return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender, llm.tokenizer)
 
 
@@ -131,4 +135,4 @@ def load_recommender(run: RunDir, dataset: SequenceDataset, horizon: Split | Non
     artifact = load_artifact(run.tokens)
     check_artifact_matches(dataset, artifact, run.tokens)
     return build_llm(config.llm, artifact, dataset, config.seed, run.model("llm").file(ADAPTER),
-                     resolve_device(config.device)).recommender
+                     resolve_device(config.device), decode_only=True).recommender

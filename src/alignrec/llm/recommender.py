@@ -25,6 +25,7 @@ class LLMRecommender:
         batch_size: int = 8,
         bf16: bool = False,
         title: Title = None,
+        shared_cache: bool = True,
     ) -> None:
         self.model = model
         self.encoder = encoder
@@ -36,6 +37,8 @@ class LLMRecommender:
         self.bf16 = bf16
         self.title = title
         """Titles after each history item's codes, as in training (``sequential.prompt_title``)."""
+        self.shared_cache = shared_cache
+        """The beams share their prompt's KV cache where the model allows (``llm.decode_shared_cache``)."""
 
     def prompts(self, histories: list[np.ndarray]) -> list[list[int]]:
         return [self.encoder.prompt_ids(recommendation_prompt(h, self.history, self.title)) for h in histories]
@@ -81,6 +84,7 @@ class LLMRecommender:
                     progress=progress,
                     only=only,
                     candidates=candidates,
+                    shared_cache=self.shared_cache,
                 )
         finally:
             self.model.train(was_training)
