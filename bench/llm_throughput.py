@@ -101,6 +101,8 @@ def categorise(name: str) -> str:
     """An aten op -> where its time goes."""
     if "bernoulli" in name or "dropout" in name:
         return "dropout's random numbers"
+    if "log_softmax" in name or "logsumexp" in name:
+        return "the vocabulary's softmax"
     if any(key in name for key in ("mm", "linear", "matmul", "addmm", "baddbmm")):
         return "matmuls"
     if any(key in name for key in ("attention", "softmax", "_safe_softmax")):
@@ -241,9 +243,10 @@ def main() -> None:
     batches = [collate(rows[i : i + batch_size], prepared.pad_id) for i in range(0, needed, batch_size)]
     tokens_per_batch = batch_size * config.llm.max_tokens
     padding = 1 - sum(int(b["num_tokens"]) for b in batches) / (tokens_per_batch * len(batches))
+    per_row = sum(int(b["num_examples"]) for b in batches) / (batch_size * len(batches))
     print(f"{args.backbone}: {sum(p.numel() for p in prepared.model.parameters()) / 1e6:.0f}M parameters; "
           f"{dataset.num_items} items; batches of {batch_size} packed rows x {config.llm.max_tokens} tokens "
-          f"({padding:.1%} padding); torch {torch.__version__}, {args.threads} threads", flush=True)
+          f"({padding:.1%} padding, {per_row:.1f} examples a row); torch {torch.__version__}, {args.threads} threads", flush=True)
 
     roofline = matmul_roofline(hidden, ffn, kv, shape.vocab_size, tokens_per_batch // 2 or 1, args.threads)
     peak = max(roofline["bfloat16"].values()) * 1e9
