@@ -278,8 +278,15 @@ def test_the_shared_prompt_cache_never_copies_a_prompt_to_the_beams() -> None:
             rows.clear()
             search_and_score(model, prompts, trie, beams=4, k=4, pad_token_id=PAD, shared_cache=shared,
                              candidates=np.zeros((len(prompts), 3), dtype=np.int64))
-            # prefill, the candidates' codes, two levels of beams: batch rows of the prompts alone when shared
+            # prefill, two levels of beams and the candidates' codes: batch rows of the prompts alone when
+            # shared; copied: the candidates' codes first, from a copy of the prompts' cache per candidate
             assert rows == ([2, 2, 2, 2] if shared else [2, 6, 8, 8])
+        found, _ = constrained_beam_search(model, prompts, trie, beams=4, k=4, pad_token_id=PAD)
+        rows.clear()
+        items, scores, scored = search_and_score(model, prompts, trie, beams=4, k=4, pad_token_id=PAD,
+                                                 candidates=found[:, ::-1].copy())
+        assert rows == [2, 2, 2]  # candidates the beams found need no forward of their own
+        assert np.array_equal(items, found) and np.array_equal(scored, scores[:, ::-1])  # their beams' scores
     finally:
         hook.remove()
     sliding = MistralForCausalLM(MistralConfig(vocab_size=300, hidden_size=16, intermediate_size=32,

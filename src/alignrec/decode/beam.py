@@ -196,14 +196,10 @@ def _search(
         )
     # What each beam's next token may attend to, besides itself (shared cache only): its prompt.
     seen = mask.bool()[:, None, :].expand(batch, beams, -1)
-    scored = None
-    if candidates is not None and candidates.shape[1]:
-        if shared:  # the candidates' tokens join the cache, unseen by the beams
-            scored = _score_candidates_shared(model, cache, logits, mask, lengths, trie, candidates, cache_name)
-            seen = torch.cat([seen, seen.new_zeros((batch, beams, cache.get_seq_length() - seen.shape[2]))], dim=2)
-        else:
-            scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates,
-                                       cache_name)
+    scored, prompt_logits = None, logits
+    asked = candidates is not None and candidates.shape[1] > 0
+    if asked and not shared:  # scored from a copy of the prompts' cache; shared: after the search
+        scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates, cache_name)
 
     size, dead = trie.codebook_size, trie.dead
     node = torch.zeros((batch, 1), dtype=torch.int64, device=device)  # every prompt starts at the root
@@ -222,11 +218,11 @@ def _search(
                 f"beam search: prompt {row}, beam {beam} has no valid code at level {level}; "
                 "the trie is inconsistent (rebuild it with CodeTrie.build)"
             )
-        candidates = torch.where(valid, score[..., None] + log_probs.view_as(child), -torch.inf).flatten(1)
-        if torch.isnan(candidates).any():
+        extended = torch.where(valid, score[..., None] + log_probs.view_as(child), -torch.inf).flatten(1)
+        if torch.isnan(extended).any():
             raise AlignrecError(f"beam search: the model gave NaN log-probabilities at level {level}")
-        keep = min(beams, candidates.shape[1])
-        score, picked = candidates.topk(keep, dim=1)
+        keep = min(beams, extended.shape[1])
+        score, picked = extended.topk(keep, dim=1)
         source, code = picked // size, picked % size
         node = torch.where(torch.isfinite(score), child.flatten(1).gather(1, picked), dead)
         if keep < beams:  # fewer candidates than beams: the rest are dead beams
@@ -259,7 +255,11 @@ def _search(
     live = torch.isfinite(score)
     if (items[live] < 0).any():
         raise AlignrecError("beam search: a finished beam is not an item; the trie is inconsistent")
-    return torch.where(live, items, -1), score, scored
+    found = torch.where(live, items, -1)
+    if asked and shared:
+        scored = _score_candidates_shared(model, cache, prompt_logits, mask, lengths, trie, candidates, cache_name,
+                                          found, score)
+    return found, score, scored
 
 
 def _score_candidates_shared(
@@ -271,10 +271,39 @@ def _score_candidates_shared(
     trie: CodeTrie,
     candidates: torch.Tensor,
     cache_name: str,
+    found: torch.Tensor,
+    found_scores: torch.Tensor,
 ) -> torch.Tensor:
-    """:func:`_score_candidates` over the prompts' own cache: every candidate's first ``levels - 1``
-    code tokens are appended after its prompt at once, each seeing the prompt and its own earlier
-    codes only (a block-causal 4D mask), so the prompt's cache is neither copied nor changed."""
+    """:func:`_score_candidates` after the search, over the same cache: a candidate the beams found
+    ([P, beams] ``found`` items, -1 none) has its beam's score, which is its exact score; the others'
+    first ``levels - 1`` code tokens are appended after the cache at once, each seeing its prompt and
+    its own earlier codes only (a 4D mask), so nothing is copied and the beams' tokens are ignored."""
+    match = (candidates[:, :, None] == found[:, None, :]) & (found[:, None, :] >= 0)  # [P, C, beams]
+    result = torch.where(match, found_scores[:, None, :], -torch.inf).amax(dim=2)
+    todo = (candidates >= 0) & ~match.any(dim=2)
+    width = int(todo.sum(dim=1).max())
+    if width == 0:
+        return result
+    # Each row's candidates still to score first, as few columns as the busiest row needs.
+    order = torch.argsort(todo.int(), dim=1, descending=True, stable=True)[:, :width]
+    pending = todo.gather(1, order)
+    exact = _append_and_score(model, cache, first_logits, mask, lengths, trie,
+                              torch.where(pending, candidates.gather(1, order), -1), cache_name)
+    return result.scatter(1, order, torch.where(pending, exact, result.gather(1, order)))
+
+
+def _append_and_score(
+    model: torch.nn.Module,
+    cache: object,
+    first_logits: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    trie: CodeTrie,
+    candidates: torch.Tensor,
+    cache_name: str,
+) -> torch.Tensor:
+    """[P, C] the exact scores of ``candidates`` (-1 pads: -inf) from one forward of their code
+    tokens appended after ``cache``, which holds the prompts (``mask``) and then anything unseen."""
     batch, width = candidates.shape
     device = candidates.device
     tokens = _candidate_tokens(trie, candidates)  # [P, C, L]
@@ -283,8 +312,9 @@ def _score_candidates_shared(
     if steps:
         own = torch.ones((steps, steps), dtype=torch.bool, device=device).tril()
         block = torch.block_diag(*[own] * width)  # [C * steps, C * steps]
-        attend = torch.cat([mask.bool()[:, None, :].expand(-1, width * steps, -1),
-                            block.expand(batch, -1, -1)], dim=2)
+        prompt = torch.zeros((batch, cache.get_seq_length()), dtype=torch.bool, device=device)
+        prompt[:, : mask.shape[1]] = mask.bool()
+        attend = torch.cat([prompt[:, None, :].expand(-1, width * steps, -1), block.expand(batch, -1, -1)], dim=2)
         positions = lengths[:, None] + torch.arange(steps, device=device).repeat(width)[None, :]
         out = model(input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
                     position_ids=positions, use_cache=True, **{cache_name: cache})
