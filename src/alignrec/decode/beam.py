@@ -307,8 +307,7 @@ def _append_and_score(
     batch, width = candidates.shape
     device = candidates.device
     tokens = _candidate_tokens(trie, candidates)  # [P, C, L]
-    total = first_logits.gather(1, tokens[..., 0]).float() - log_normaliser(first_logits)  # [P, C]
-    steps = trie.levels - 1
+    steps, later = trie.levels - 1, None
     if steps:
         own = torch.ones((steps, steps), dtype=torch.bool, device=device).tril()
         block = torch.block_diag(*[own] * width)  # [C * steps, C * steps]
@@ -316,19 +315,30 @@ def _append_and_score(
         prompt[:, : mask.shape[1]] = mask.bool()
         attend = torch.cat([prompt[:, None, :].expand(-1, width * steps, -1), block.expand(batch, -1, -1)], dim=2)
         positions = lengths[:, None] + torch.arange(steps, device=device).repeat(width)[None, :]
-        out = model(input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
-                    position_ids=positions, use_cache=True, **{cache_name: cache})
-        later = out.logits.view(batch * width, steps, -1)
-        picked = (later.gather(2, tokens[..., 1:].reshape(-1, steps, 1)).squeeze(2).float()
-                  - log_normaliser(later.flatten(0, 1)).view(-1, steps))
-        total = total + picked.sum(dim=1).view(batch, width)
-    return torch.where(candidates >= 0, total, -torch.inf)
+        later = model(input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
+                      position_ids=positions, use_cache=True, **{cache_name: cache}).logits
+    return _summed_scores(candidates, tokens, first_logits, later)
 
 
 def _candidate_tokens(trie: CodeTrie, candidates: torch.Tensor) -> torch.Tensor:
     """[P, C, L] the code tokens of each candidate item (those of item 0 at -1 pads)."""
     codes = trie.codes[candidates.clamp(min=0)]
     return trie.code_token_ids[torch.arange(trie.levels, device=codes.device), codes]
+
+
+def _summed_scores(
+    candidates: torch.Tensor, tokens: torch.Tensor, first_logits: torch.Tensor, later_logits: torch.Tensor | None
+) -> torch.Tensor:
+    """[P, C] each candidate's summed code log-probabilities (-inf at -1 pads), over the full vocabulary
+    as the beam search scores: its first code (``tokens`` [P, C, L]) under its prompt's last logits
+    [P, vocab], the others under ``later_logits`` (any shape flattening to [P * C * (L - 1), vocab];
+    None for one level)."""
+    total = first_logits.gather(1, tokens[..., 0]).float() - log_normaliser(first_logits)  # [P, C]
+    if later_logits is not None:
+        later = later_logits.reshape(-1, later_logits.shape[-1])
+        picked = later.gather(1, tokens[..., 1:].reshape(-1, 1)).float() - log_normaliser(later)
+        total = total + picked.view(*candidates.shape, -1).sum(dim=2)
+    return torch.where(candidates >= 0, total, -torch.inf)
 
 
 def _score_candidates(
@@ -349,19 +359,13 @@ def _score_candidates(
     (full vocabulary) the beam search scores with, so a beam's score and its item's agree.
     """
     batch, width = candidates.shape
-    real = candidates >= 0
     tokens = _candidate_tokens(trie, candidates)  # [P, C, L]
-    total = first_logits.gather(1, tokens[..., 0]).float() - log_normaliser(first_logits)  # [P, C]
-    if trie.levels > 1:
+    steps, later = trie.levels - 1, None
+    if steps:
         rows = torch.arange(batch, device=tokens.device).repeat_interleave(width)
         cache.reorder_cache(rows)
-        steps = trie.levels - 1
         wide_mask = torch.cat([mask[rows], mask.new_ones((len(rows), steps))], dim=1)
         positions = lengths[rows][:, None] + torch.arange(steps, device=tokens.device)[None, :]
-        out = model(input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
-                    position_ids=positions, use_cache=True, **{cache_name: cache})
-        later = out.logits  # [P * C, steps, vocab]
-        picked = (later.gather(2, tokens[..., 1:].reshape(-1, steps, 1)).squeeze(2).float()
-                  - log_normaliser(later.flatten(0, 1)).view(-1, steps))
-        total = total + picked.sum(dim=1).view(batch, width)
-    return torch.where(real, total, -torch.inf)
+        later = model(input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
+                      position_ids=positions, use_cache=True, **{cache_name: cache}).logits  # [P * C, steps, vocab]
+    return _summed_scores(candidates, tokens, first_logits, later)

@@ -83,6 +83,7 @@ def build_llm(
     ``llm.bf16: auto``; ``decode_only``: with bf16 on, its linear weights stored in bf16, see
     :mod:`alignrec.llm.precision`)."""
     llm = load_causal_lm(config.backbone, seed)
+    bf16 = use_bf16(config.bf16, device)
     if adapter is None:
         from peft import LoraConfig, get_peft_model
 
@@ -113,13 +114,13 @@ def build_llm(
         ):
             raise AlignrecError(f"{adapter / VOCAB}: made with another backbone or tokenizer than llm.backbone / --tokens")
         model = PeftModel.from_pretrained(llm.model, adapter).merge_and_unload().eval().to(device)
-        if decode_only and use_bf16(config.bf16, device):
+        if decode_only and bf16:
             store_linears_in_bf16(model)
     add_prior(model, vocab, config, artifact, dataset)
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
-                                 config.decode_batch_size, use_bf16(config.bf16, device),
+                                 config.decode_batch_size, bf16,
                                  prompt_title(ItemFacts(dataset), config.history_titles), config.decode_shared_cache)
     return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender, llm.tokenizer)
 
