@@ -49,13 +49,15 @@ from alignrec.data.dataset import SequenceDataset
 from alignrec.data.prepare import prepare_dataset
 from alignrec.llm.build import build_llm
 from alignrec.llm.encoding import IGNORE, collate
+from alignrec.llm.loss import training_loss
 from alignrec.paths import cache_dir
 from alignrec.seed import seed_everything
 from alignrec.tokenize.artifacts import TokenizerArtifact, token_names
-from alignrec.train.llm import labelled_forward, save_adapter, task_losses, training_rows
+from alignrec.train.llm import save_adapter, training_rows
 
 PATHS = ("old", "new")
-OLD = ["llm.lora.dropout=0.05", "llm.decode_shared_cache=false"]  # the previous defaults
+OLD = ["llm.lora.dropout=0.05", "llm.decode_shared_cache=false", "llm.code_softmax=vocabulary",
+       "llm.segment_attention=false"]  # the previous defaults
 
 
 def matmul_roofline(hidden: int, ffn: int, kv: int, vocab: int, tokens: int, threads: int) -> dict[str, dict[str, float]]:
@@ -142,9 +144,9 @@ def train_child(job: dict[str, Any]) -> dict[str, Any]:
 
     def step(batch: dict[str, torch.Tensor]) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits, labels, tasks = labelled_forward(model, batch)
-            total, _ = task_losses(logits, labels, tasks)
-            loss = total / (labels != IGNORE).sum().clamp(min=1)
+            total, _ = training_loss(model, batch, prepared.vocab, config.llm.code_softmax,
+                                     config.llm.segment_attention)
+            loss = total / (batch["labels"][:, 1:] != IGNORE).sum().clamp(min=1)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -299,8 +299,16 @@ class LLMConfig(Section):
     negatives: AtLeast1 = 4
     """Negative-sampling task: sampled items shown next to the true next item."""
     lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    code_softmax: Literal["level", "vocabulary"] = "level"
+    """What a code token's probability is normalised over, in training and decoding alike: ``level``, the
+    codes of its level (what the trie chooses among; training computes 256 logits there, not the
+    vocabulary's 50k); ``vocabulary``, the whole vocabulary (earlier runs). Text targets always use the
+    vocabulary (``alignrec.llm.loss``)."""
     max_tokens: AtLeast1 = 512
     """Tokens per packed training row."""
+    segment_attention: bool = True
+    """Training attends within each packed example by length groups, with no row-wide mask
+    (``alignrec.llm.attention``); off: SDPA under a block-diagonal mask. The same values."""
     batch_size: AtLeast1 = 4
     """Packed rows per step (per process)."""
     grad_accum: AtLeast1 = 2
@@ -562,7 +570,9 @@ def to_dict(config: Section) -> dict[str, Any]:
 
 
 
-ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {LLMConfig: ("code_prior", "decode_shared_cache")}
+ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {
+    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention"),
+}
 """Settings added after runs were recorded, whose default does what those runs did."""
 
 

@@ -61,7 +61,7 @@ def test_a_crash_resumes_to_the_uninterrupted_weights(
     train_llm(cyclic, artifact, config, tmp_path / "straight", seed=0)
 
     calls = {"n": 0}
-    real = training.task_losses
+    real = training.training_loss
 
     def crash_after_six_steps(*args, **kwargs):
         calls["n"] += 1
@@ -69,7 +69,7 @@ def test_a_crash_resumes_to_the_uninterrupted_weights(
             raise KeyboardInterrupt("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "task_losses", crash_after_six_steps)
+    monkeypatch.setattr(training, "training_loss", crash_after_six_steps)
     with pytest.raises(KeyboardInterrupt):
         train_llm(cyclic, artifact, config, tmp_path / "resumed", seed=0)
     assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-4").is_dir()

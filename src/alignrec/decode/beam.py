@@ -6,7 +6,8 @@ prompt is prefilled once and every step restricts the logits with tensor lookups
 compiled :class:`CodeTrie`. The search is the same as transformers' beam search with
 ``length_penalty=0`` (at each level keep the ``beams`` best prefixes by summed
 log-probability over the full vocabulary), so the results match it; no prefix outside
-the trie can ever be kept.
+the trie can ever be kept. A model trained with ``llm.code_softmax: level`` scores each code
+over its level's codes instead, the distribution it was trained on (``alignrec.llm.loss``).
 
 Why a shared prompt cache: copying the prompt's KV cache to every beam, and moving it at
 every level, was most of a CPU decoding step. Where the model's attention takes a custom
@@ -43,6 +44,7 @@ def constrained_beam_search(
     progress: bool = False,
     only: Sequence[Collection[int]] | None = None,
     shared_cache: bool = True,
+    softmax: str = "vocabulary",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Items [len(prompts), k] int64 and their scores [len(prompts), k] float32, best first.
 
@@ -52,10 +54,11 @@ def constrained_beam_search(
     as a cascade over another model's candidates does). Rows hold -1 (score -inf) only where
     fewer than ``k`` items are left to recommend. ``shared_cache``: the beams share their prompt's
     KV cache where :func:`shares_prompt_cache` allows (off: each beam gets a copy; the same lists).
+    ``softmax``: what a code's log-probability is normalised over, ``vocabulary`` or its ``level``'s codes.
     """
     items, scores, _ = search_and_score(model, prompts, trie, beams=beams, k=k, pad_token_id=pad_token_id,
                                         exclude=exclude, batch_size=batch_size, progress=progress, only=only,
-                                        shared_cache=shared_cache)
+                                        shared_cache=shared_cache, softmax=softmax)
     return items, scores
 
 
@@ -73,6 +76,7 @@ def search_and_score(
     only: Sequence[Collection[int]] | None = None,
     candidates: np.ndarray | None = None,
     shared_cache: bool = True,
+    softmax: str = "vocabulary",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`constrained_beam_search`, and the exact score of every item in ``candidates``
     ([len(prompts), C], -1 pads; score -inf there) after the same prompts, from the same prefill.
@@ -83,6 +87,8 @@ def search_and_score(
     """
     if beams < 1 or not 1 <= k <= beams:
         raise AlignrecError(f"beam search: need 1 <= k <= beams, got k={k}, beams={beams}; raise beams or lower k")
+    if softmax not in SOFTMAXES:
+        raise AlignrecError(f"beam search: softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}")
     if batch_size < 1:
         raise AlignrecError(f"beam search: batch_size must be >= 1, got {batch_size}")
     for name, rows in (("exclude", exclude), ("only", only), ("candidates", candidates)):
@@ -118,7 +124,7 @@ def search_and_score(
                     alive = on_device.alive_counts([exclude[row] for row in rows])
                 asked = None if candidates is None else torch.as_tensor(candidates[rows], device=device)
                 found, found_scores, scored = _search(model, [prompts[row] for row in rows], on_device, alive,
-                                                      beams, pad_token_id, asked, shared)
+                                                      beams, pad_token_id, asked, shared, softmax)
                 items[rows] = found[:, :k].cpu().numpy()
                 scores[rows] = found_scores[:, :k].float().cpu().numpy()
                 if candidate_scores is not None and scored is not None:
@@ -146,6 +152,18 @@ def log_normaliser(logits: torch.Tensor, rows: int = 32) -> torch.Tensor:
     return torch.cat([chunk.float().logsumexp(dim=-1, keepdim=True) for chunk in logits.split(rows)])
 
 
+SOFTMAXES = ("level", "vocabulary")
+"""What a code token's log-probability is normalised over (``llm.code_softmax``)."""
+
+
+def code_log_probs(logits: torch.Tensor, trie: CodeTrie, levels: int | torch.Tensor, softmax: str) -> torch.Tensor:
+    """[N, K] fp32 log-probabilities of the codes of level ``levels`` (one for all rows, or [N]) under
+    ``logits`` [N, vocab]: normalised over the vocabulary or over the level's codes (``softmax``)."""
+    tokens = trie.code_token_ids[levels]
+    picked = (logits[:, tokens] if tokens.dim() == 1 else logits.gather(1, tokens)).float()
+    return picked.log_softmax(dim=-1) if softmax == "level" else picked - log_normaliser(logits)
+
+
 def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
     """The model's cache keyword (``cache`` from transformers 5.x, else ``past_key_values``)
     and whether it can compute logits for the last position only. A peft wrapper's own
@@ -157,10 +175,15 @@ def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
 
 def shares_prompt_cache(model: torch.nn.Module) -> bool:
     """Whether the beams can share their prompt's cache: SDPA attention (it takes a boolean 4D
-    mask as given) over a cache that keeps every position (no sliding window)."""
+    mask as given), or one that says it is SDPA wherever a mask is given (``sdpa_masks``, as training's
+    segment attention does), over a cache that keeps every position (no sliding window)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
     config = model.config
-    return (getattr(config, "_attn_implementation", None) == "sdpa"
-            and getattr(config, "sliding_window", None) is None)
+    implementation = getattr(config, "_attn_implementation", None)
+    takes_sdpa_masks = implementation == "sdpa" or getattr(
+        ALL_ATTENTION_FUNCTIONS.get(implementation), "sdpa_masks", False)
+    return takes_sdpa_masks and getattr(config, "sliding_window", None) is None
 
 
 def _search(
@@ -172,6 +195,7 @@ def _search(
     pad_token_id: int,
     candidates: torch.Tensor | None = None,
     shared: bool = False,
+    softmax: str = "vocabulary",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One batch: items [P, beams] (-1 where no item) and scores [P, beams], best first, and the
     scores of ``candidates`` [P, C] (None when none are asked)."""
@@ -199,7 +223,8 @@ def _search(
     scored, prompt_logits = None, logits
     asked = candidates is not None and candidates.shape[1] > 0
     if asked and not shared:  # scored from a copy of the prompts' cache; shared: after the search
-        scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates, cache_name)
+        scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates, cache_name,
+                                   softmax)
 
     size, dead = trie.codebook_size, trie.dead
     node = torch.zeros((batch, 1), dtype=torch.int64, device=device)  # every prompt starts at the root
@@ -208,7 +233,7 @@ def _search(
     rows = torch.arange(batch, device=device)[:, None]
     for level in range(trie.levels):
         tokens = trie.code_token_ids[level]
-        log_probs = logits[:, tokens].float() - log_normaliser(logits)  # [batch * live, K]
+        log_probs = code_log_probs(logits, trie, level, softmax)  # [batch * live, K]
         child = trie.children[node]  # [batch, live, K]
         valid = alive.gather(1, child.flatten(1)).view_as(child) > 0
         stuck = torch.isfinite(score) & ~valid.any(dim=-1)
@@ -258,7 +283,7 @@ def _search(
     found = torch.where(live, items, -1)
     if asked and shared:
         scored = _score_candidates_shared(model, cache, prompt_logits, mask, lengths, trie, candidates, cache_name,
-                                          found, score)
+                                          found, score, softmax)
     return found, score, scored
 
 
@@ -273,6 +298,7 @@ def _score_candidates_shared(
     cache_name: str,
     found: torch.Tensor,
     found_scores: torch.Tensor,
+    softmax: str,
 ) -> torch.Tensor:
     """:func:`_score_candidates` after the search, over the same cache: a candidate the beams found
     ([P, beams] ``found`` items, -1 none) has its beam's score, which is its exact score; the others'
@@ -288,7 +314,7 @@ def _score_candidates_shared(
     order = torch.argsort(todo.int(), dim=1, descending=True, stable=True)[:, :width]
     pending = todo.gather(1, order)
     exact = _append_and_score(model, cache, first_logits, mask, lengths, trie,
-                              torch.where(pending, candidates.gather(1, order), -1), cache_name)
+                              torch.where(pending, candidates.gather(1, order), -1), cache_name, softmax)
     return result.scatter(1, order, torch.where(pending, exact, result.gather(1, order)))
 
 
@@ -301,6 +327,7 @@ def _append_and_score(
     trie: CodeTrie,
     candidates: torch.Tensor,
     cache_name: str,
+    softmax: str,
 ) -> torch.Tensor:
     """[P, C] the exact scores of ``candidates`` (-1 pads: -inf) from one forward of their code
     tokens appended after ``cache``, which holds the prompts (``mask``) and then anything unseen."""
@@ -317,7 +344,7 @@ def _append_and_score(
         positions = lengths[:, None] + torch.arange(steps, device=device).repeat(width)[None, :]
         later = model(input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
                       position_ids=positions, use_cache=True, **{cache_name: cache}).logits
-    return _summed_scores(candidates, tokens, first_logits, later)
+    return _summed_scores(trie, candidates, first_logits, later, softmax)
 
 
 def _candidate_tokens(trie: CodeTrie, candidates: torch.Tensor) -> torch.Tensor:
@@ -327,16 +354,19 @@ def _candidate_tokens(trie: CodeTrie, candidates: torch.Tensor) -> torch.Tensor:
 
 
 def _summed_scores(
-    candidates: torch.Tensor, tokens: torch.Tensor, first_logits: torch.Tensor, later_logits: torch.Tensor | None
+    trie: CodeTrie, candidates: torch.Tensor, first_logits: torch.Tensor, later_logits: torch.Tensor | None,
+    softmax: str,
 ) -> torch.Tensor:
-    """[P, C] each candidate's summed code log-probabilities (-inf at -1 pads), over the full vocabulary
-    as the beam search scores: its first code (``tokens`` [P, C, L]) under its prompt's last logits
-    [P, vocab], the others under ``later_logits`` (any shape flattening to [P * C * (L - 1), vocab];
-    None for one level)."""
-    total = first_logits.gather(1, tokens[..., 0]).float() - log_normaliser(first_logits)  # [P, C]
+    """[P, C] each candidate's summed code log-probabilities (-inf at -1 pads), normalised as the beam
+    search normalises them: its first code under its prompt's last logits [P, vocab], the others under
+    ``later_logits`` (any shape flattening to [P * C * (L - 1), vocab], levels 1.. in order; None for
+    one level)."""
+    codes = trie.codes[candidates.clamp(min=0)]  # [P, C, L]
+    total = code_log_probs(first_logits, trie, 0, softmax).gather(1, codes[..., 0])  # [P, C]
     if later_logits is not None:
         later = later_logits.reshape(-1, later_logits.shape[-1])
-        picked = later.gather(1, tokens[..., 1:].reshape(-1, 1)).float() - log_normaliser(later)
+        levels = torch.arange(1, trie.levels, device=later.device).repeat(later.shape[0] // (trie.levels - 1))
+        picked = code_log_probs(later, trie, levels, softmax).gather(1, codes[..., 1:].reshape(-1, 1))
         total = total + picked.view(*candidates.shape, -1).sum(dim=2)
     return torch.where(candidates >= 0, total, -torch.inf)
 
@@ -350,13 +380,14 @@ def _score_candidates(
     trie: CodeTrie,
     candidates: torch.Tensor,
     cache_name: str,
+    softmax: str,
 ) -> torch.Tensor:
     """[P, C] summed code log-probabilities of each candidate after its prompt (-inf at -1 pads).
 
     ``cache`` is a copy of the prompts' cache (consumed); ``first_logits`` their last logits. The
     first code's log-probability comes from those; the others from one forward that feeds each
     candidate's first ``levels - 1`` code tokens after its prompt's cache, the same distribution
-    (full vocabulary) the beam search scores with, so a beam's score and its item's agree.
+    the beam search scores with, so a beam's score and its item's agree.
     """
     batch, width = candidates.shape
     tokens = _candidate_tokens(trie, candidates)  # [P, C, L]
@@ -368,4 +399,4 @@ def _score_candidates(
         positions = lengths[rows][:, None] + torch.arange(steps, device=tokens.device)[None, :]
         later = model(input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
                       position_ids=positions, use_cache=True, **{cache_name: cache}).logits  # [P * C, steps, vocab]
-    return _summed_scores(candidates, tokens, first_logits, later)
+    return _summed_scores(trie, candidates, first_logits, later, softmax)

@@ -22,6 +22,7 @@ from alignrec.decode.trie import CodeTrie
 from alignrec.device import resolve_device, use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json
+from alignrec.llm import attention
 from alignrec.llm.encoding import ExampleEncoder
 from alignrec.llm.precision import store_linears_in_bf16
 from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
@@ -99,6 +100,10 @@ def build_llm(
             target_modules=config.lora.target_modules, trainable_token_indices=token_rows, task_type="CAUSAL_LM",
         )
         model = get_peft_model(llm.model, lora)
+        if config.segment_attention:
+            attention.register()
+            llm.model.set_attn_implementation(attention.IMPLEMENTATION)
+        softmax = config.code_softmax
     else:
         from peft import PeftModel
 
@@ -113,6 +118,7 @@ def build_llm(
             saved["base_vocab"], saved["levels"], saved["codebook_size"]
         ):
             raise AlignrecError(f"{adapter / VOCAB}: made with another backbone or tokenizer than llm.backbone / --tokens")
+        softmax = saved.get("code_softmax", "vocabulary")  # as it was trained; earlier runs: the vocabulary
         model = PeftModel.from_pretrained(llm.model, adapter).merge_and_unload().eval().to(device)
         if decode_only and bf16:
             store_linears_in_bf16(model)
@@ -121,7 +127,8 @@ def build_llm(
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
                                  config.decode_batch_size, bf16,
-                                 prompt_title(ItemFacts(dataset), config.history_titles), config.decode_shared_cache)
+                                 prompt_title(ItemFacts(dataset), config.history_titles), config.decode_shared_cache,
+                                 softmax)
     return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender, llm.tokenizer)
 
 

@@ -26,6 +26,7 @@ class LLMRecommender:
         bf16: bool = False,
         title: Title = None,
         shared_cache: bool = True,
+        softmax: str = "vocabulary",
     ) -> None:
         self.model = model
         self.encoder = encoder
@@ -39,6 +40,8 @@ class LLMRecommender:
         """Titles after each history item's codes, as in training (``sequential.prompt_title``)."""
         self.shared_cache = shared_cache
         """The beams share their prompt's KV cache where the model allows (``llm.decode_shared_cache``)."""
+        self.softmax = softmax
+        """What a code's log-probability is normalised over, as the model was trained (``llm.code_softmax``)."""
 
     def prompts(self, histories: list[np.ndarray]) -> list[list[int]]:
         return [self.encoder.prompt_ids(recommendation_prompt(h, self.history, self.title)) for h in histories]
@@ -85,6 +88,7 @@ class LLMRecommender:
                     only=only,
                     candidates=candidates,
                     shared_cache=self.shared_cache,
+                    softmax=self.softmax,
                 )
         finally:
             self.model.train(was_training)

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 
 from alignrec.config import LLMConfig, to_dict
@@ -43,8 +42,10 @@ from alignrec.eval.subset import fixed_users, split_ranks
 from alignrec.io import atomic_open, read_json, write_json
 from alignrec.llm.build import ADAPTER, TASK_NAMES, VOCAB, LLMBuild, build_llm, check_artifact_matches
 from alignrec.llm.encoding import IGNORE, PackedDataset, collate, pack
+from alignrec.llm.loss import training_loss
 from alignrec.llm.tasks import build_mixture
 from alignrec.llm.tasks.context import TaskContext
+from alignrec.llm.vocab import CodeVocabulary
 from alignrec.provenance import code_versions
 from alignrec.rundir import claim, finish
 from alignrec.seed import seed_everything
@@ -64,53 +65,32 @@ def save_adapter(model: torch.nn.Module, folder: Path) -> None:
     model.save_pretrained(folder, save_embedding_layers=False)
 
 
-def task_losses(
-    logits: torch.Tensor, labels: torch.Tensor, tasks: torch.Tensor
-) -> tuple[torch.Tensor, dict[int, tuple[float, int]]]:
-    """Token-level cross-entropy summed, and per task (sum, count)."""
-    ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="none")
-    flat_tasks = tasks.flatten()
-    per_task = {}
-    for task in flat_tasks.unique().tolist():
-        if task >= 0:
-            chosen = flat_tasks == task
-            per_task[task] = (float(ce[chosen].detach().sum()), int(chosen.sum()))
-    return ce.sum(), per_task
-
-
-def labelled_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits only at positions followed by a label (the vocabulary projection is a large share of the cost)."""
-    next_labels = batch["labels"][:, 1:]
-    keep = (next_labels != IGNORE).any(0).nonzero().squeeze(1)
-    output = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
-                   logits_to_keep=keep)
-    return output.logits, next_labels[:, keep], batch["tasks"][:, 1:][:, keep]
-
-
 def make_trainer_class():  # noqa: ANN202 - the class is built lazily: transformers is slow to import
     from transformers import Trainer
 
     class AlignmentTrainer(Trainer):
-        """Trainer whose loss keeps per-task sums for the log."""
+        """Trainer whose loss (:func:`alignrec.llm.loss.training_loss`) keeps per-task sums for the log."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, vocab: CodeVocabulary, config: LLMConfig, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.vocab = vocab
+            self.loss_config = config
             self.task_sums: dict[int, list[float]] = {}
             self.tokens_seen = 0
             self.examples_seen = 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
-            logits, labels, tasks = labelled_forward(model, inputs)
-            total, per_task = task_losses(logits, labels, tasks)
+            total, per_task = training_loss(model, inputs, self.vocab, self.loss_config.code_softmax,
+                                            self.loss_config.segment_attention)
             for task, (value, count) in per_task.items():
                 sums = self.task_sums.setdefault(task, [0.0, 0])
                 sums[0] += value
                 sums[1] += count
             self.tokens_seen += int(inputs["num_tokens"])
             self.examples_seen += int(inputs["num_examples"])
-            count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE).sum()
+            count = num_items_in_batch if num_items_in_batch is not None else (inputs["labels"][:, 1:] != IGNORE).sum()
             loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
-            return (loss, logits) if return_outputs else loss
+            return (loss, None) if return_outputs else loss
 
         def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
             """A checkpoint holds the trainable weights only (LoRA and the code rows, ~20 MB for SmolLM2, not
@@ -332,6 +312,8 @@ def train_llm(
         train_dataset=PackedDataset(rows),
         data_collator=lambda batch: collate(batch, prepared.pad_id),
         callbacks=[budget, log, *tracking],
+        vocab=prepared.vocab,
+        config=config,
     )
     log.trainer = trainer
     resume = latest_checkpoint(out / "checkpoints")
@@ -347,6 +329,7 @@ def train_llm(
             "base_vocab": prepared.vocab.base_vocab, "levels": prepared.vocab.levels,
             "codebook_size": prepared.vocab.codebook_size, "names": list(prepared.vocab.names),
             "backbone": prepared.source, "token_init": config.token_init, "pad_id": prepared.pad_id,
+            "code_softmax": config.code_softmax,
         })
         final = final_validation(out, trainer.state.global_step,
                                  lambda: subset_metrics(recommender.recommend, dataset, users, "valid")

@@ -1,0 +1,129 @@
+"""Attention over packed rows without a T x T mask: each packed example attends causally to itself only.
+
+Why: a packed row of ``max_tokens`` holds several short examples (ML-100k's are 15-114 tokens in
+rows of 512). Under SDPA the row needs a block-diagonal mask, and a masked kernel computes every
+query against every key of the row: about 12x the attention an example needs, forward and backward.
+Here the examples of a batch are gathered into a few groups of similar length, padded to the
+group's width, and each group is one causal attention with no mask. Padding sits after an
+example's end, where causal attention never looks, so the result is exactly the masked one. A handful of calls per layer, not one per example: an
+example-by-example attention loses in the backward pass what it gains in the forward.
+
+Used by training, which passes ``segments=SegmentLayout.from_position_ids(...)`` through the model's
+forward; any other call (decoding, with its own masks) is plain SDPA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMPLEMENTATION = "alignrec_segments"
+"""The name under which transformers finds this attention (``config._attn_implementation``)."""
+
+
+@dataclass(frozen=True)
+class SegmentGroup:
+    gather: torch.Tensor
+    """[examples, width]: flat token index of each padded slot (a pad slot repeats its example's last token)."""
+    real: torch.Tensor
+    """Flat slot indices (into examples x width) that hold real tokens, in token order within the group."""
+
+
+@dataclass(frozen=True)
+class SegmentLayout:
+    """Where the packed examples of a batch lie, grouped by padded width."""
+
+    groups: tuple[SegmentGroup, ...]
+    restore: torch.Tensor
+    """Permutation taking the groups' real slots, concatenated, back to the batch's token order."""
+    shape: tuple[int, int]
+    """(rows, row width) of the batch."""
+
+    @classmethod
+    def from_position_ids(cls, position_ids: torch.Tensor, multiple: int = 32) -> SegmentLayout:
+        """An example starts wherever a row's position id restarts at 0 (as packing writes them);
+        examples whose lengths round up to the same multiple of ``multiple`` share a group."""
+        positions = position_ids.detach().cpu().numpy()
+        rows, width = positions.shape
+        starts, lengths = [], []
+        for row in range(rows):
+            begin = np.flatnonzero(positions[row] == 0)
+            if begin.size == 0 or begin[0] != 0:
+                begin = np.concatenate([[0], begin])
+            ends = np.append(begin[1:], width)
+            starts.append(row * width + begin)
+            lengths.append(ends - begin)
+        start, length = np.concatenate(starts), np.concatenate(lengths)
+        padded = -(-length // multiple) * multiple
+        groups, order = [], []
+        for size in np.unique(padded):
+            chosen = np.flatnonzero(padded == size)
+            offsets = np.minimum(np.arange(size)[None, :], length[chosen, None] - 1)
+            gather = start[chosen, None] + offsets
+            is_real = np.arange(size)[None, :] < length[chosen, None]
+            groups.append(SegmentGroup(torch.as_tensor(gather, device=position_ids.device),
+                                       torch.as_tensor(np.flatnonzero(is_real), device=position_ids.device)))
+            order.append(gather[is_real])
+        restore = np.argsort(np.concatenate(order), kind="stable")
+        return cls(tuple(groups), torch.as_tensor(restore, device=position_ids.device), (rows, width))
+
+
+def causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None,
+                     dropout: float) -> torch.Tensor:
+    """Causal attention of [E, H, L, D] queries over [E, H_kv, L, D] keys and values, written out as two
+    batched matmuls: at these widths (<= a few hundred) the fused CPU kernel's backward cost about
+    as much as it did over whole masked rows, the matmuls' a fifth of that."""
+    repeat = query.shape[1] // key.shape[1]
+    if repeat > 1:
+        key, value = key.repeat_interleave(repeat, 1), value.repeat_interleave(repeat, 1)
+    size = query.shape[2]
+    scores = torch.matmul(query, key.transpose(-1, -2)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    hidden = torch.ones(size, size, dtype=torch.bool, device=query.device).triu(1)
+    weights = scores.masked_fill(hidden, float("-inf")).softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(value.dtype)
+    return torch.matmul(F.dropout(weights, dropout) if dropout else weights, value)
+
+
+def segment_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: SegmentLayout,
+    scaling: float | None = None, dropout: float = 0.0,
+) -> torch.Tensor:
+    """Causal attention within each example of ``layout``: [B, H, T, D] inputs -> [B, T, H, D] output."""
+    rows, width = layout.shape
+    heads = query.shape[1]
+    flat = [s.transpose(1, 2).reshape(rows * width, s.shape[1], s.shape[3]) for s in (query, key, value)]
+    pieces = []
+    for group in layout.groups:
+        examples, size = group.gather.shape
+        q, k, v = (s.index_select(0, group.gather.view(-1)).view(examples, size, s.shape[1], -1).transpose(1, 2)
+                   for s in flat)
+        out = causal_attention(q, k, v, scaling, dropout)  # [examples, heads, size, D]
+        pieces.append(out.transpose(1, 2).reshape(examples * size, heads, -1).index_select(0, group.real))
+    return torch.cat(pieces).index_select(0, layout.restore).view(rows, width, heads, -1)
+
+
+def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                      **kwargs) -> tuple[torch.Tensor, None]:
+    """transformers' attention interface: segment attention when the forward carries ``segments``, else SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    layout = kwargs.get("segments")
+    if layout is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    return segment_attention(query, key, value, layout, scaling, dropout), None
+
+
+attention_forward.sdpa_masks = True  # type: ignore[attr-defined]  # any call without segments is SDPA's
+
+
+def register() -> None:
+    """Make ``IMPLEMENTATION`` known to transformers (its masks are SDPA's, for the calls that are SDPA)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(IMPLEMENTATION, attention_forward)
+    AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
