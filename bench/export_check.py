@@ -54,7 +54,8 @@ def main() -> None:
     recommender = load_recommender(args.run, "llm", dataset)
     recommender.bf16 = False  # the export is fp32: compare like with like
     found, _ = constrained_beam_search(model, prompts, trie, beams=max(recommender.beams, args.k), k=args.k,
-                                       pad_token_id=pad, exclude=histories)
+                                       pad_token_id=pad, exclude=histories,
+                                       softmax=codes.get("code_softmax", "vocabulary"))
     theirs, _ = recommender.recommend(histories, args.k)
     same = sum(a == b for a, b in zip(found.tolist(), theirs.tolist(), strict=True))
     print(f"identical top-{args.k} lists: {same}/{len(users)} users")

@@ -77,6 +77,8 @@ def test_the_llm_loads_with_plain_transformers_and_decodes_the_run_s_lists(expor
     codes = json.loads((out / "llm" / "item_codes.json").read_text())
     assert "code_prior.json" not in {p.name for p in (out / "llm").iterdir()}  # the run trained without one
     assert "# alignrec LLM recommender: Toy" in (out / "llm" / "README.md").read_text()
+    assert codes["code_softmax"] == "level"  # as the run trained; the card says how to score it
+    assert "log-softmax over its level's codes" in (out / "llm" / "README.md").read_text()
 
     # the trie from the export alone: each item's code tokens, as the tokenizer numbers them
     names = [re.findall(r"<[^>]+>", codes["items"][str(item)]) for item in dataset.item_ids]
@@ -93,7 +95,7 @@ def test_the_llm_loads_with_plain_transformers_and_decodes_the_run_s_lists(expor
     prompts = [instruction + tokenizer.convert_tokens_to_ids(
         [t for item in h[-codes["prompt"]["history"]:] for t in names[item]]) for h in histories]
     found, _ = constrained_beam_search(model, prompts, trie, beams=5, k=5, pad_token_id=tokenizer.pad_token_id,
-                                       exclude=histories)
+                                       exclude=histories, softmax=codes["code_softmax"])
     run_lists, _ = load_recommender(run, "llm", dataset).recommend(histories, 5)
     assert found.tolist() == run_lists.tolist()
 

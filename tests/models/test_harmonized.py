@@ -70,7 +70,7 @@ def test_weight_one_ranks_the_candidates_by_the_llms_exact_log_probability(model
     items, scores = harmonized.recommend(histories, 4)
     # Every candidate's LLM score is its exact log-probability after the same prompt.
     _, _, exact = search_and_score(llm.model, llm.prompts(histories), llm.trie, beams=6, k=1, pad_token_id=llm.pad_id,
-                                   candidates=found.items)
+                                   candidates=found.items, softmax=llm.softmax)
     np.testing.assert_allclose(found.llm, exact, atol=1e-4)
     own_items, own_scores = llm.recommend(histories, 4)
     assert (scores >= own_scores - 1e-4).all()  # the LLM's beams are candidates: never a worse list

@@ -5,7 +5,9 @@ the ids the model was trained with; ``item_codes.json`` maps every item to its c
 tokens and says how a prompt is written; a model card (``README.md``) gives the data,
 the settings and the run's metrics. Decoding an export with a trie over
 ``item_codes.json`` (``alignrec.decode``, or any constrained beam search) gives the
-run's lists. A run trained with ``llm.code_prior`` adds a fixed bias to the code
+run's lists when each code is scored as training normalised it: ``code_softmax`` in
+``item_codes.json`` says ``level`` (a log-softmax over that level's codes only) or
+``vocabulary`` (over all the logits). A run trained with ``llm.code_prior`` adds a fixed bias to the code
 tokens' logits that no Hugging Face config can hold: it is saved as
 ``code_prior.json`` and the card says how to add it.
 """
@@ -53,6 +55,7 @@ def export_model(run: RunDir, dataset: SequenceDataset, out: Path) -> list[Path]
     names = np.asarray(built.vocab.names)[built.vocab.item_token_ids(artifact.codes) - built.vocab.base_vocab]
     write_json(out / ITEM_CODES, {
         "levels": built.vocab.levels, "codebook_size": built.vocab.codebook_size,
+        "code_softmax": built.recommender.softmax,
         "prompt": {"instruction": TEMPLATES[0], "history": config.llm.history,
                    "history_titles": config.llm.history_titles},
         "items": {str(item): "".join(row) for item, row in zip(dataset.item_ids, names.tolist(), strict=True)},
@@ -64,11 +67,20 @@ def export_model(run: RunDir, dataset: SequenceDataset, out: Path) -> list[Path]
                                       "bias": (config.llm.code_prior * prior.ravel()).tolist()})
         written.append(out / PRIOR_FILE)
     with atomic_open(out / "README.md") as handle:
-        handle.write(model_card(run, dataset, config, built.source))
+        handle.write(model_card(run, dataset, config, built.source, built.recommender.softmax))
     return written
 
 
-def model_card(run: RunDir, dataset: SequenceDataset, config: Any, source: dict[str, Any]) -> str:
+def softmax_line(softmax: str) -> str:
+    """How a code's log-probability is normalised, as the model was trained (``llm.code_softmax``)."""
+    if softmax == "level":
+        return ("Score each code token by a log-softmax over its level's codes only (the trie's tokens at that "
+                "position, `item_codes.json`'s `code_softmax: level`), as training did; `alignrec.decode`'s "
+                "search takes `softmax=\"level\"`.")
+    return "Score each code token by a log-softmax over the whole vocabulary, as training did."
+
+
+def model_card(run: RunDir, dataset: SequenceDataset, config: Any, source: dict[str, Any], built_softmax: str) -> str:
     """What the folder holds, where it came from, what it scored and how to decode it."""
     metrics_path = run.model("llm").metrics
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
@@ -95,7 +107,7 @@ the next item's codes after a history prompt.
 The instruction `{TEMPLATES[0]}` (tokenized without special tokens), then the last
 {config.llm.history} history items' code tokens, oldest first; decode
 {config.tokenize.levels} tokens with a beam search kept to the trie of the items' code sequences
-(every result is a real item).
+(every result is a real item). {softmax_line(built_softmax)}
 {prior}
 ## Test metrics (leave-one-out, full ranking, {metrics.get('num_users', 0):,} users)
 
