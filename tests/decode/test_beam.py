@@ -127,6 +127,7 @@ def small_setup() -> tuple[torch.nn.Module, CodeTrie, list[list[int]]]:
         ({"beams": 4, "k": 2, "batch_size": 0}, "batch_size must be >= 1"),
         ({"beams": 4, "k": 2, "exclude": [[1]]}, "exclude has 1 rows for 2 prompts"),
         ({"beams": 4, "k": 2, "exclude": [[1], [20]]}, r"exclude\[1\]: item id 20 is not in \[0, 20\)"),
+        ({"beams": 4, "k": 2, "softmax": "codes"}, "softmax must be one of level, vocabulary, got 'codes'"),
     ],
 )
 def test_bad_options_are_refused(options: dict, message: str) -> None:

@@ -94,6 +94,11 @@ def code_logits(head: torch.nn.Module, hidden: torch.Tensor, vocab: CodeVocabula
     return logits.view(len(levels), vocab.levels, vocab.codebook_size)[rows, levels]
 
 
+def widened(logits: torch.Tensor) -> torch.Tensor:
+    """The logits in at least float32 for the softmax (bf16 ones widened, float64 ones kept)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def per_task_sums(ce: torch.Tensor, tasks: torch.Tensor) -> dict[int, tuple[float, int]]:
     """Each task's (summed loss, labelled tokens), for the log."""
     sums = {}
@@ -124,7 +129,7 @@ def training_loss(
         logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
                        logits_to_keep=keep, **extra).logits
         labels, tasks = next_labels[:, keep].flatten(), next_tasks[:, keep].flatten()
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), labels, ignore_index=IGNORE, reduction="none")
+        ce = F.cross_entropy(widened(logits.flatten(0, 1)), labels, ignore_index=IGNORE, reduction="none")
         return ce.sum(), per_task_sums(ce, tasks)
     # The model's own forward (through peft and DDP wrappers), with no logits: its last hidden state is
     # the final norm's output, what the head reads.
@@ -143,11 +148,11 @@ def training_loss(
         offset = labels[is_code] - vocab.base_vocab
         level, code = offset // vocab.codebook_size, offset % vocab.codebook_size
         logits = code_logits(head, states[is_code], vocab, level)
-        parts.append(F.cross_entropy(logits.float(), code, reduction="none"))
+        parts.append(F.cross_entropy(widened(logits), code, reduction="none"))
         part_tasks.append(tasks[is_code])
     if bool((~is_code).any()):
         logits = vocabulary_logits(head, states[~is_code])
-        parts.append(F.cross_entropy(logits.float(), labels[~is_code], reduction="none"))
+        parts.append(F.cross_entropy(widened(logits), labels[~is_code], reduction="none"))
         part_tasks.append(tasks[~is_code])
     if not parts:
         return hidden.sum() * 0.0, {}
