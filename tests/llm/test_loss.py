@@ -129,6 +129,10 @@ def test_an_item_s_training_loss_is_minus_its_decoding_score(cyclic: SequenceDat
     _, _, scores = search_and_score(built.model, [prompt], recommender.trie, beams=4, k=1, pad_token_id=built.pad_id,
                                     candidates=targets, softmax=softmax)
     np.testing.assert_allclose(-scores[0], losses, rtol=1e-5)
+    # and the recommender's own search, which reads a level model's code rows alone (its code head)
+    assert (recommender.code_head is not None) == (softmax == "level")
+    _, _, searched = recommender.search([history], 1, exclude_history=False, candidates=targets)
+    np.testing.assert_allclose(-searched[0], losses, rtol=1e-5)
 
 
 def test_a_run_saved_before_code_softmax_decodes_over_the_vocabulary(

@@ -5,6 +5,7 @@ that prefills once, shares the KV cache across beams and can only follow the tri
 """
 
 from alignrec.decode.beam import constrained_beam_search, search_and_score
+from alignrec.decode.scoring import CodeHead
 from alignrec.decode.trie import CodeTrie
 
-__all__ = ["CodeTrie", "constrained_beam_search", "search_and_score"]
+__all__ = ["CodeHead", "CodeTrie", "constrained_beam_search", "search_and_score"]

@@ -7,7 +7,8 @@ compiled :class:`CodeTrie`. The search is the same as transformers' beam search 
 ``length_penalty=0`` (at each level keep the ``beams`` best prefixes by summed
 log-probability over the full vocabulary), so the results match it; no prefix outside
 the trie can ever be kept. A model trained with ``llm.code_softmax: level`` scores each code
-over its level's codes instead, the distribution it was trained on (``alignrec.llm.loss``).
+over its level's codes instead, the distribution it was trained on (``alignrec.llm.loss``), and
+can skip the model's 49k-row head for its 1,024 code rows (:mod:`alignrec.decode.scoring`).
 
 Why a shared prompt cache: copying the prompt's KV cache to every beam, and moving it at
 every level, was most of a CPU decoding step. Where the model's attention takes a custom
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from alignrec.decode.scoring import CodeHead, CodeScorer
 from alignrec.decode.trie import CodeTrie
 from alignrec.errors import AlignrecError
 
@@ -45,6 +47,7 @@ def constrained_beam_search(
     only: Sequence[Collection[int]] | None = None,
     shared_cache: bool = True,
     softmax: str = "vocabulary",
+    code_head: CodeHead | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Items [len(prompts), k] int64 and their scores [len(prompts), k] float32, best first.
 
@@ -54,11 +57,13 @@ def constrained_beam_search(
     as a cascade over another model's candidates does). Rows hold -1 (score -inf) only where
     fewer than ``k`` items are left to recommend. ``shared_cache``: the beams share their prompt's
     KV cache where :func:`shares_prompt_cache` allows (off: each beam gets a copy; the same lists).
-    ``softmax``: what a code's log-probability is normalised over, ``vocabulary`` or its ``level``'s codes.
+    ``softmax``: what a code's log-probability is normalised over, ``vocabulary`` or its ``level``'s codes;
+    ``code_head`` (``level`` only): the logits of the code tokens alone from the last hidden state, so
+    the model's whole head is never computed (:mod:`alignrec.decode.scoring`).
     """
     items, scores, _ = search_and_score(model, prompts, trie, beams=beams, k=k, pad_token_id=pad_token_id,
                                         exclude=exclude, batch_size=batch_size, progress=progress, only=only,
-                                        shared_cache=shared_cache, softmax=softmax)
+                                        shared_cache=shared_cache, softmax=softmax, code_head=code_head)
     return items, scores
 
 
@@ -77,6 +82,7 @@ def search_and_score(
     candidates: np.ndarray | None = None,
     shared_cache: bool = True,
     softmax: str = "vocabulary",
+    code_head: CodeHead | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`constrained_beam_search`, and the exact score of every item in ``candidates``
     ([len(prompts), C], -1 pads; score -inf there) after the same prompts, from the same prefill.
@@ -87,8 +93,8 @@ def search_and_score(
     """
     if beams < 1 or not 1 <= k <= beams:
         raise AlignrecError(f"beam search: need 1 <= k <= beams, got k={k}, beams={beams}; raise beams or lower k")
-    if softmax not in SOFTMAXES:
-        raise AlignrecError(f"beam search: softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}")
+    cache_name, keeps_logits = _forward_names(model)
+    scorer = CodeScorer.build(softmax, code_head, keeps_logits)
     if batch_size < 1:
         raise AlignrecError(f"beam search: batch_size must be >= 1, got {batch_size}")
     for name, rows in (("exclude", exclude), ("only", only), ("candidates", candidates)):
@@ -124,7 +130,7 @@ def search_and_score(
                     alive = on_device.alive_counts([exclude[row] for row in rows])
                 asked = None if candidates is None else torch.as_tensor(candidates[rows], device=device)
                 found, found_scores, scored = _search(model, [prompts[row] for row in rows], on_device, alive,
-                                                      beams, pad_token_id, asked, shared, softmax)
+                                                      beams, pad_token_id, asked, shared, scorer, cache_name)
                 items[rows] = found[:, :k].cpu().numpy()
                 scores[rows] = found_scores[:, :k].float().cpu().numpy()
                 if candidate_scores is not None and scored is not None:
@@ -143,25 +149,6 @@ def left_pad(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor,
         input_ids[row, width - len(prompt) :] = torch.as_tensor(prompt, dtype=torch.int64)
         mask[row, width - len(prompt) :] = 1
     return input_ids, mask
-
-
-def log_normaliser(logits: torch.Tensor, rows: int = 32) -> torch.Tensor:
-    """[N, 1] the fp32 logsumexp over the vocabulary of ``logits`` [N, vocab] (in the model's dtype),
-    ``rows`` at a time: the fp32 copy of a whole beams x vocabulary matrix is a fresh allocation too
-    large for the allocator to reuse, and its page faults cost more than the arithmetic."""
-    return torch.cat([chunk.float().logsumexp(dim=-1, keepdim=True) for chunk in logits.split(rows)])
-
-
-SOFTMAXES = ("level", "vocabulary")
-"""What a code token's log-probability is normalised over (``llm.code_softmax``)."""
-
-
-def code_log_probs(logits: torch.Tensor, trie: CodeTrie, levels: int | torch.Tensor, softmax: str) -> torch.Tensor:
-    """[N, K] fp32 log-probabilities of the codes of level ``levels`` (one for all rows, or [N]) under
-    ``logits`` [N, vocab]: normalised over the vocabulary or over the level's codes (``softmax``)."""
-    tokens = trie.code_token_ids[levels]
-    picked = (logits[:, tokens] if tokens.dim() == 1 else logits.gather(1, tokens)).float()
-    return picked.log_softmax(dim=-1) if softmax == "level" else picked - log_normaliser(logits)
 
 
 def _forward_names(model: torch.nn.Module) -> tuple[str, bool]:
@@ -193,9 +180,10 @@ def _search(
     alive: torch.Tensor,
     beams: int,
     pad_token_id: int,
-    candidates: torch.Tensor | None = None,
-    shared: bool = False,
-    softmax: str = "vocabulary",
+    candidates: torch.Tensor | None,
+    shared: bool,
+    scorer: CodeScorer,
+    cache_name: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One batch: items [P, beams] (-1 where no item) and scores [P, beams], best first, and the
     scores of ``candidates`` [P, C] (None when none are asked)."""
@@ -207,24 +195,17 @@ def _search(
     lengths = mask.sum(dim=1)
     # Left padding: positions count real tokens only, as generate() computes them.
     positions = (mask.cumsum(dim=1) - 1).masked_fill(mask == 0, 1)
-    cache_name, last_only = _forward_names(model)
     cache = DynamicCache(config=model.config)
-    extra = {"logits_to_keep": 1} if last_only else {}
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                **{cache_name: cache}, **extra)
-    logits = out.logits[:, -1, :]
-    if trie.max_token_id >= logits.shape[-1]:
-        raise AlignrecError(
-            f"beam search: code token id {trie.max_token_id} is outside the model's vocabulary "
-            f"({logits.shape[-1]}); add the code tokens to the model first"
-        )
+    logits = scorer.logits(model, last=True, input_ids=input_ids, attention_mask=mask,
+                           position_ids=positions, use_cache=True, **{cache_name: cache})[:, -1, :]
+    scorer.check_vocabulary(logits, trie)
     # What each beam's next token may attend to, besides itself (shared cache only): its prompt.
     seen = mask.bool()[:, None, :].expand(batch, beams, -1)
     scored, prompt_logits = None, logits
     asked = candidates is not None and candidates.shape[1] > 0
     if asked and not shared:  # scored from a copy of the prompts' cache; shared: after the search
         scored = _score_candidates(model, copy.deepcopy(cache), logits, mask, lengths, trie, candidates, cache_name,
-                                   softmax)
+                                   scorer)
 
     size, dead = trie.codebook_size, trie.dead
     node = torch.zeros((batch, 1), dtype=torch.int64, device=device)  # every prompt starts at the root
@@ -233,7 +214,7 @@ def _search(
     rows = torch.arange(batch, device=device)[:, None]
     for level in range(trie.levels):
         tokens = trie.code_token_ids[level]
-        log_probs = code_log_probs(logits, trie, level, softmax)  # [batch * live, K]
+        log_probs = scorer.log_probs(logits, trie, level)  # [batch * live, K]
         child = trie.children[node]  # [batch, live, K]
         valid = alive.gather(1, child.flatten(1)).view_as(child) > 0
         stuck = torch.isfinite(score) & ~valid.any(dim=-1)
@@ -261,9 +242,9 @@ def _search(
         if shared:  # each beam's code token sees what its source beam saw, and itself
             seen = seen.gather(1, source[..., None].expand(-1, -1, seen.shape[2]))
             seen = torch.cat([seen, torch.eye(beams, dtype=torch.bool, device=device).expand(batch, -1, -1)], dim=2)
-            out = model(input_ids=tokens[code], attention_mask=seen[:, None], use_cache=True,
-                        position_ids=(lengths + level)[:, None].expand(-1, beams), **{cache_name: cache})
-            logits = out.logits.flatten(0, 1)  # [batch * beams, vocab]
+            logits = scorer.logits(model, input_ids=tokens[code], attention_mask=seen[:, None], use_cache=True,
+                                   position_ids=(lengths + level)[:, None].expand(-1, beams), **{cache_name: cache})
+            logits = logits.flatten(0, 1)  # [batch * beams, vocab]
             continue
         # Move each beam's KV cache to its new slot (the first time, copy the prompt's), feed its code.
         width_before = 1 if level == 0 else beams
@@ -272,9 +253,8 @@ def _search(
             mask = mask.repeat_interleave(beams, dim=0)
             lengths = lengths.repeat_interleave(beams)
         mask = torch.cat([mask, mask.new_ones((batch * beams, 1))], dim=1)
-        out = model(input_ids=tokens[code].view(-1, 1), attention_mask=mask,
-                    position_ids=(lengths + level)[:, None], use_cache=True, **{cache_name: cache})
-        logits = out.logits[:, -1, :]
+        logits = scorer.logits(model, input_ids=tokens[code].view(-1, 1), attention_mask=mask,
+                               position_ids=(lengths + level)[:, None], use_cache=True, **{cache_name: cache})[:, -1, :]
 
     items = trie.leaf_item[node]
     live = torch.isfinite(score)
@@ -283,7 +263,7 @@ def _search(
     found = torch.where(live, items, -1)
     if asked and shared:
         scored = _score_candidates_shared(model, cache, prompt_logits, mask, lengths, trie, candidates, cache_name,
-                                          found, score, softmax)
+                                          found, score, scorer)
     return found, score, scored
 
 
@@ -298,7 +278,7 @@ def _score_candidates_shared(
     cache_name: str,
     found: torch.Tensor,
     found_scores: torch.Tensor,
-    softmax: str,
+    scorer: CodeScorer,
 ) -> torch.Tensor:
     """:func:`_score_candidates` after the search, over the same cache: a candidate the beams found
     ([P, beams] ``found`` items, -1 none) has its beam's score, which is its exact score; the others'
@@ -314,7 +294,7 @@ def _score_candidates_shared(
     order = torch.argsort(todo.int(), dim=1, descending=True, stable=True)[:, :width]
     pending = todo.gather(1, order)
     exact = _append_and_score(model, cache, first_logits, mask, lengths, trie,
-                              torch.where(pending, candidates.gather(1, order), -1), cache_name, softmax)
+                              torch.where(pending, candidates.gather(1, order), -1), cache_name, scorer)
     return result.scatter(1, order, torch.where(pending, exact, result.gather(1, order)))
 
 
@@ -327,7 +307,7 @@ def _append_and_score(
     trie: CodeTrie,
     candidates: torch.Tensor,
     cache_name: str,
-    softmax: str,
+    scorer: CodeScorer,
 ) -> torch.Tensor:
     """[P, C] the exact scores of ``candidates`` (-1 pads: -inf) from one forward of their code
     tokens appended after ``cache``, which holds the prompts (``mask``) and then anything unseen."""
@@ -342,9 +322,9 @@ def _append_and_score(
         prompt[:, : mask.shape[1]] = mask.bool()
         attend = torch.cat([prompt[:, None, :].expand(-1, width * steps, -1), block.expand(batch, -1, -1)], dim=2)
         positions = lengths[:, None] + torch.arange(steps, device=device).repeat(width)[None, :]
-        later = model(input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
-                      position_ids=positions, use_cache=True, **{cache_name: cache}).logits
-    return _summed_scores(trie, candidates, first_logits, later, softmax)
+        later = scorer.logits(model, input_ids=tokens[..., :steps].reshape(batch, -1), attention_mask=attend[:, None],
+                              position_ids=positions, use_cache=True, **{cache_name: cache})
+    return _summed_scores(trie, candidates, first_logits, later, scorer)
 
 
 def _candidate_tokens(trie: CodeTrie, candidates: torch.Tensor) -> torch.Tensor:
@@ -355,18 +335,18 @@ def _candidate_tokens(trie: CodeTrie, candidates: torch.Tensor) -> torch.Tensor:
 
 def _summed_scores(
     trie: CodeTrie, candidates: torch.Tensor, first_logits: torch.Tensor, later_logits: torch.Tensor | None,
-    softmax: str,
+    scorer: CodeScorer,
 ) -> torch.Tensor:
     """[P, C] each candidate's summed code log-probabilities (-inf at -1 pads), normalised as the beam
     search normalises them: its first code under its prompt's last logits [P, vocab], the others under
     ``later_logits`` (any shape flattening to [P * C * (L - 1), vocab], levels 1.. in order; None for
     one level)."""
     codes = trie.codes[candidates.clamp(min=0)]  # [P, C, L]
-    total = code_log_probs(first_logits, trie, 0, softmax).gather(1, codes[..., 0])  # [P, C]
+    total = scorer.log_probs(first_logits, trie, 0).gather(1, codes[..., 0])  # [P, C]
     if later_logits is not None:
         later = later_logits.reshape(-1, later_logits.shape[-1])
         levels = torch.arange(1, trie.levels, device=later.device).repeat(later.shape[0] // (trie.levels - 1))
-        picked = code_log_probs(later, trie, levels, softmax).gather(1, codes[..., 1:].reshape(-1, 1))
+        picked = scorer.log_probs(later, trie, levels).gather(1, codes[..., 1:].reshape(-1, 1))
         total = total + picked.view(*candidates.shape, -1).sum(dim=2)
     return torch.where(candidates >= 0, total, -torch.inf)
 
@@ -380,7 +360,7 @@ def _score_candidates(
     trie: CodeTrie,
     candidates: torch.Tensor,
     cache_name: str,
-    softmax: str,
+    scorer: CodeScorer,
 ) -> torch.Tensor:
     """[P, C] summed code log-probabilities of each candidate after its prompt (-inf at -1 pads).
 
@@ -397,6 +377,6 @@ def _score_candidates(
         cache.reorder_cache(rows)
         wide_mask = torch.cat([mask[rows], mask.new_ones((len(rows), steps))], dim=1)
         positions = lengths[rows][:, None] + torch.arange(steps, device=tokens.device)[None, :]
-        later = model(input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
-                      position_ids=positions, use_cache=True, **{cache_name: cache}).logits  # [P * C, steps, vocab]
-    return _summed_scores(trie, candidates, first_logits, later, softmax)
+        later = scorer.logits(model, input_ids=tokens[..., :steps].reshape(-1, steps), attention_mask=wide_mask,
+                              position_ids=positions, use_cache=True, **{cache_name: cache})  # [P * C, steps, vocab]
+    return _summed_scores(trie, candidates, first_logits, later, scorer)

@@ -24,6 +24,7 @@ from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm import attention
 from alignrec.llm.encoding import ExampleEncoder
+from alignrec.llm.head import code_head
 from alignrec.llm.precision import store_linears_in_bf16
 from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
 from alignrec.llm.recommender import LLMRecommender
@@ -128,7 +129,7 @@ def build_llm(
     recommender = LLMRecommender(model, encoder, trie, llm.pad_id, config.history, config.beams,
                                  config.decode_batch_size, bf16,
                                  prompt_title(ItemFacts(dataset), config.history_titles), config.decode_shared_cache,
-                                 softmax)
+                                 softmax, code_head(model, vocab) if softmax == "level" else None)
     return LLMBuild(model, vocab, encoder, llm.pad_id, llm.source, recommender, llm.tokenizer)
 
 

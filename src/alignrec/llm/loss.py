@@ -19,79 +19,10 @@ import torch.nn.functional as F
 
 from alignrec.llm.attention import SegmentLayout
 from alignrec.llm.encoding import IGNORE
-from alignrec.llm.prior import PRIOR
+from alignrec.llm.head import code_logits, input_embeddings, vocabulary_logits
 from alignrec.llm.vocab import CodeVocabulary
 
 Softmax = Literal["level", "vocabulary"]
-
-
-def trained_rows(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """(the base weight, the ids of the rows peft trains or None, those rows as trained) of an output
-    head or input embedding: what its forward would merge into one full matrix, which costs a copy of
-    the whole vocabulary's rows at every call and another in the backward."""
-    adapter = getattr(module, "token_adapter", module)  # peft's TrainableTokensWrapper holds the layer
-    if hasattr(adapter, "trainable_tokens_delta") and len(adapter.active_adapters) == 1:
-        (name,) = adapter.active_adapters
-        weight = adapter.base_layer.weight
-        ids = torch.as_tensor(adapter.token_indices[name], device=weight.device)
-        return weight, ids, adapter.trainable_tokens_delta[name]
-    return module.weight, None, None
-
-
-def rows_of(module: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """[*ids.shape, hidden]: ``module``'s rows for token ``ids`` as its forward uses them, gathered
-    without building the merged matrix."""
-    weight, trained, values = trained_rows(module)
-    if trained is None:
-        return weight[ids]
-    slot = torch.full((weight.shape[0],), -1, dtype=torch.long, device=ids.device)
-    slot[trained] = torch.arange(len(trained), device=ids.device)
-    where = slot[ids]
-    return torch.where((where >= 0)[..., None], values[where.clamp(min=0)], weight[ids].to(values.dtype))
-
-
-def vocabulary_logits(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-    """[N, vocab]: the head's logits over the whole vocabulary, as its forward gives them."""
-    weight, trained, values = trained_rows(head)
-    logits = F.linear(hidden, weight)
-    if trained is not None:
-        logits = logits.index_copy(1, trained, F.linear(hidden, values).to(logits.dtype))
-    bias = head_bias(head, torch.arange(weight.shape[0], device=hidden.device))
-    return logits if bias is None else logits + bias.to(logits.dtype)
-
-
-def input_embeddings(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:
-    """The input embedding of ``input_ids`` as the model's forward would look them up (None where the
-    embedding is not a plain lookup, e.g. one that scales its output: the model then looks up itself)."""
-    embedding = model.get_input_embeddings()
-    weight, _, _ = trained_rows(embedding)
-    base = getattr(getattr(embedding, "token_adapter", embedding), "base_layer", embedding)
-    if type(base) is not torch.nn.Embedding:
-        return None
-    return rows_of(embedding, input_ids).to(weight.dtype)
-
-
-def head_bias(head: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor | None:
-    """What the head's forward adds to the logits of ``ids``: its bias and the code prior's hook."""
-    total = None
-    for name in ("bias", PRIOR):
-        value = getattr(head, name, None)
-        if isinstance(value, torch.Tensor):
-            total = value[ids] if total is None else total + value[ids]
-    return total
-
-
-def code_logits(head: torch.nn.Module, hidden: torch.Tensor, vocab: CodeVocabulary,
-                levels: torch.Tensor) -> torch.Tensor:
-    """[N, codebook_size]: the logits of level ``levels[n]``'s codes after ``hidden[n]``, as the head
-    would give them (bias and code prior included)."""
-    ids = torch.as_tensor(vocab.token_ids.ravel(), device=hidden.device)
-    logits = F.linear(hidden, rows_of(head, ids))  # [N, levels * K]: 1k columns, not 50k
-    bias = head_bias(head, ids)
-    if bias is not None:
-        logits = logits + bias.to(logits.dtype)
-    rows = torch.arange(len(levels), device=hidden.device)
-    return logits.view(len(levels), vocab.levels, vocab.codebook_size)[rows, levels]
 
 
 def widened(logits: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from alignrec.decode.beam import search_and_score
+from alignrec.decode.scoring import CodeHead
 from alignrec.decode.trie import CodeTrie
 from alignrec.llm.encoding import ExampleEncoder
 from alignrec.llm.tasks.sequential import Title, recommendation_prompt
@@ -27,6 +28,7 @@ class LLMRecommender:
         title: Title = None,
         shared_cache: bool = True,
         softmax: str = "vocabulary",
+        code_head: CodeHead | None = None,
     ) -> None:
         self.model = model
         self.encoder = encoder
@@ -42,6 +44,8 @@ class LLMRecommender:
         """The beams share their prompt's KV cache where the model allows (``llm.decode_shared_cache``)."""
         self.softmax = softmax
         """What a code's log-probability is normalised over, as the model was trained (``llm.code_softmax``)."""
+        self.code_head = code_head
+        """With ``level``: the code rows' logits alone, not the whole head's (``alignrec.llm.head.code_head``)."""
 
     def prompts(self, histories: list[np.ndarray]) -> list[list[int]]:
         return [self.encoder.prompt_ids(recommendation_prompt(h, self.history, self.title)) for h in histories]
@@ -89,6 +93,7 @@ class LLMRecommender:
                     candidates=candidates,
                     shared_cache=self.shared_cache,
                     softmax=self.softmax,
+                    code_head=self.code_head,
                 )
         finally:
             self.model.train(was_training)
