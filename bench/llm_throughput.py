@@ -8,12 +8,13 @@ One run, on the machine it runs on:
 3. training steps on the same real batches (SmolLM2, ML-100k's task mixture packed as the default
    run packs it, bf16 autocast), the old path and the new one in turns, each in a fresh process so
    each has its own peak RSS; a path is the default config plus its overrides (``--old``: the
-   previous defaults, LoRA dropout 0.05 and every beam its own copy of the prompt's KV cache;
-   ``--new``: none, today's default), and both start from the
-   same seeded weights, so their losses show whether a lever changes the optimisation;
+   previous defaults: LoRA dropout 0.05, every beam its own copy of the prompt's KV cache, the
+   vocabulary's softmax at every target, attention over whole rows under a mask; ``--new``: none,
+   today's default), and both start from the same seeded weights, so their losses show whether a
+   lever changes the optimisation (where both paths train the same objective, ``llm.code_softmax``);
 4. decoding the same users by a loaded run's merged model on each path, in turns (the new path loads
-   it as a run is loaded to decode, its linear weights stored in bf16; the old one kept them fp32); the
-   lists are compared (in bf16 each path rounds on its own, so near-tied items may swap).
+   it as a run is loaded to decode, its linear weights stored in bf16, and scores codes as its path
+   trained them; the old one kept them fp32); the lists are compared (in bf16 each path rounds on its own, so near-tied items may swap).
 
 Prints tokens/s, users/s, the fraction of the measured bf16 matmul peak (model FLOP utilisation) and
 peak RSS for each path, optionally a profile of where a step's time goes (by aten op), and ends with
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -263,9 +265,13 @@ def main() -> None:
         torch.save((dataset, artifact, configs), inputs)
         torch.save(batches, batch_file)
         save_adapter(prepared.model, adapter)  # a fresh LoRA: decoding costs the same whatever its weights
-        (adapter / "vocab.json").write_text(json.dumps({
-            "base_vocab": prepared.vocab.base_vocab, "levels": prepared.vocab.levels,
-            "codebook_size": prepared.vocab.codebook_size}))
+        adapters = {}
+        for path in PATHS:  # each path decodes as a run trained with its settings would
+            adapters[path] = Path(scratch) / f"adapter-{path}"
+            shutil.copytree(adapter, adapters[path])
+            (adapters[path] / "vocab.json").write_text(json.dumps({
+                "base_vocab": prepared.vocab.base_vocab, "levels": prepared.vocab.levels,
+                "codebook_size": prepared.vocab.codebook_size, "code_softmax": configs[path].llm.code_softmax}))
         del prepared
         evaluable = [u for u in range(dataset.num_users) if len(dataset.sequence(u)) >= 3]
         users = np.random.default_rng(config.seed).choice(evaluable, min(args.decode_users, len(evaluable)),
@@ -276,35 +282,36 @@ def main() -> None:
             for path in PATHS:
                 first = turn == 0
                 job = {"path": path, "threads": args.threads, "inputs": str(inputs), "batches": str(batch_file),
-                       "steps": args.steps, "count_flops": first and path == "new", "profile": first and args.profile}
+                       "steps": args.steps, "count_flops": first, "profile": first and args.profile}
                 train[path].append(in_fresh_process(train_child, job))
                 print(f"train {path}, turn {turn + 1}: {train[path][-1]['tokens'] / train[path][-1]['seconds']:.0f} "
                       f"tokens/s", flush=True)
             for path in PATHS:
-                job = {"path": path, "threads": args.threads, "inputs": str(inputs), "adapter": str(adapter),
-                       "users": users.tolist(), "k": max(config.eval.ks), "count_flops": turn == 0 and path == "new",
+                job = {"path": path, "threads": args.threads, "inputs": str(inputs), "adapter": str(adapters[path]),
+                       "users": users.tolist(), "k": max(config.eval.ks), "count_flops": turn == 0,
                        "profile": turn == 0 and args.profile}
                 decode[path].append(in_fresh_process(decode_child, job))
                 print(f"decode {path}, turn {turn + 1}: {len(users) / decode[path][-1]['seconds']:.2f} users/s",
                       flush=True)
 
-    flops_step = train["new"][0]["flops_per_step"]
-    flops_token = flops_step / batches[0]["num_tokens"].item()
-    flops_user = decode["new"][0]["flops_per_user"]
+    # Each path's own executed FLOPs: the new one skips most of the head, so its MFU counts less work.
+    flops_token = {p: train[p][0]["flops_per_step"] / batches[0]["num_tokens"].item() for p in PATHS}
+    flops_user = {p: decode[p][0]["flops_per_user"] for p in PATHS}
     rate = {p: sum(r["tokens"] for r in train[p]) / sum(r["seconds"] for r in train[p]) for p in PATHS}
     users_s = {p: sum(r["users"] for r in decode[p]) / sum(r["seconds"] for r in decode[p]) for p in PATHS}
     rss = {p: max(r["peak_rss_gib"] for r in train[p]) for p in PATHS}
     decode_rss = {p: max(r["peak_rss_gib"] for r in decode[p]) for p in PATHS}
-    mfu = {p: rate[p] * flops_token / peak for p in PATHS}
-    decode_mfu = {p: users_s[p] * flops_user / peak for p in PATHS}
+    mfu = {p: rate[p] * flops_token[p] / peak for p in PATHS}
+    decode_mfu = {p: users_s[p] * flops_user[p] / peak for p in PATHS}
     same_losses = all(a["losses"] == b["losses"] for a, b in zip(train["old"], train["new"], strict=True))
     same_lists = all(a["items"] == b["items"] for a, b in zip(decode["old"], decode["new"], strict=True))
     overlap = np.mean([len(set(a) & set(b)) / len(a) for old, new in zip(decode["old"], decode["new"], strict=True)
                        for a, b in zip(old["items"], new["items"], strict=True)])
 
-    print(f"\nexecuted FLOPs: {flops_token / 1e9:.2f} GFLOP per trained token (forward + backward), "
-          f"{flops_user / 1e9:.1f} GFLOP per decoded user ({max(config.llm.beams, max(config.eval.ks))} beams, "
-          f"top {max(config.eval.ks)}); "
+    print("\nexecuted FLOPs: " + "; ".join(
+        f"{p} {flops_token[p] / 1e9:.2f} GFLOP per trained token (forward + backward), {flops_user[p] / 1e9:.1f} "
+        f"per decoded user" for p in PATHS)
+        + f" ({max(config.llm.beams, max(config.eval.ks))} beams, top {max(config.eval.ks)}); "
           f"bf16 matmul peak {peak / 1e9:.0f} GFLOP/s")
     print("\n| path | training tokens/s | train MFU | train peak RSS GiB | decoding users/s | decode MFU | "
           "decode peak RSS GiB |")
@@ -315,7 +322,10 @@ def main() -> None:
         print(f"| {names[p]} | {rate[p]:.0f} | {mfu[p]:.1%} | {rss[p]:.2f} | {users_s[p]:.2f} | {decode_mfu[p]:.1%} | "
               f"{decode_rss[p]:.2f} |")
     losses = "; ".join(f"{p} " + ", ".join(f"{x:.3f}" for x in train[p][0]["losses"]) for p in PATHS)
-    print(f"\nsame training losses on both paths: {same_losses} ({losses}); "
+    objectives = {configs[p].llm.code_softmax for p in PATHS}
+    same = (f"same training losses on both paths: {same_losses}" if len(objectives) == 1 else
+            "training losses (the paths' code_softmax differ: each its own normalisation, not comparable)")
+    print(f"\n{same} ({losses}); "
           f"identical top-{max(config.eval.ks)} lists: {same_lists} (items in common: {overlap:.1%})")
     if args.profile:
         for what, rows_ in (("training step", train), ("decoding", decode)):
