@@ -58,6 +58,19 @@ def _has_outputs(folder: Path) -> bool:
     return folder.is_dir() and any(p.name not in NOT_OUTPUTS for p in folder.iterdir())
 
 
+def wait_for_claim(folder: Path, trained: dict[str, Any], timeout_s: float = 600.0) -> None:
+    """On torchrun's other processes: start training only once rank 0 has claimed ``folder`` for these
+    settings. Before that, a file this process wrote there would look to rank 0 like the outputs of
+    a run that kept no record, and rank 0 would refuse the folder. Rank 0 failing ends the job (torchrun
+    stops every process), so the wait ends either way."""
+    record, deadline = folder / RECORD, time.monotonic() + timeout_s
+    while not (record.is_file() and read_json(record).get("settings") == trained):
+        if time.monotonic() > deadline:
+            raise AlignrecError(f"{folder}: rank 0 did not claim it for training within {timeout_s:.0f} s; "
+                                "run the job again")
+        time.sleep(0.05)
+
+
 def load_or_prepare(config: DataConfig, folder: Path) -> SequenceDataset:
     """The prepared dataset in ``folder``, made again unless made with these settings from unchanged files."""
     settings = {"data": to_dict(config), "code": code_versions()}
@@ -112,8 +125,9 @@ def run_model(
     trainer = model.trainer()
     if int(os.environ.get("RANK", 0)) != 0:  # torchrun's other processes train with rank 0, which keeps the records
         if trainer is not None:
-            trainer(TrainContext(dataset, run, config, device, training_settings(name, dataset, config)["needs"],
-                                 progress=False))
+            trained = training_settings(name, dataset, config)
+            wait_for_claim(folder.path, trained)
+            trainer(TrainContext(dataset, run, config, device, trained["needs"], progress=False))
         return {}
     settings = evaluation_settings(name, dataset, config)
     trained = training_settings(name, dataset, config) if trainer is not None else None
@@ -240,7 +254,8 @@ def train_model(
                             "from it with --tokens TOK_DIR (`alignrec tokenize`)")
     run = RunDir(out, data=data, tokens=tokens, single=name)
     run.root.mkdir(parents=True, exist_ok=True)
-    save_config(config, run.config)
+    if int(os.environ.get("RANK", 0)) == 0:  # one writer: another's temporary file would look like an output
+        save_config(config, run.config)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     dataset = SequenceDataset.load(run.data)
