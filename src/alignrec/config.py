@@ -309,6 +309,10 @@ class LLMConfig(Section):
     segment_attention: bool = True
     """Training attends within each packed example by length groups, with no row-wide mask
     (``alignrec.llm.attention``); off: SDPA under a block-diagonal mask. The same values."""
+    norm_casts: bool = True
+    """Under bf16 autocast each RMSNorm casts its output once for all the projections it feeds
+    (``alignrec.llm.precision``) instead of autocast casting it per projection and LoRA branch: the
+    same forward values, the consumers' gradients summed in bf16; off: autocast's casts."""
     batch_size: AtLeast1 = 4
     """Packed rows per step (per process)."""
     grad_accum: AtLeast1 = 2
@@ -571,7 +575,7 @@ def to_dict(config: Section) -> dict[str, Any]:
 
 
 ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {
-    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention"),
+    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention", "norm_casts"),
 }
 """Settings added after runs were recorded, whose default does what those runs did."""
 

@@ -25,7 +25,7 @@ from alignrec.io import read_json
 from alignrec.llm import attention
 from alignrec.llm.encoding import ExampleEncoder
 from alignrec.llm.head import code_head
-from alignrec.llm.precision import store_linears_in_bf16
+from alignrec.llm.precision import norms_emit_autocast_dtype, store_linears_in_bf16
 from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
 from alignrec.llm.recommender import LLMRecommender
 from alignrec.llm.tasks import TASKS
@@ -123,6 +123,8 @@ def build_llm(
         model = PeftModel.from_pretrained(llm.model, adapter).merge_and_unload().eval().to(device)
         if decode_only and bf16:
             store_linears_in_bf16(model)
+    if config.norm_casts:
+        norms_emit_autocast_dtype(model)
     add_prior(model, vocab, config, artifact, dataset)
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)
