@@ -35,9 +35,8 @@ def _autocast_output(module: torch.nn.Module, args: tuple, output: torch.Tensor)
     return output
 
 
-def norms_emit_autocast_dtype(model: torch.nn.Module) -> int:
-    """Under autocast, every RMSNorm hands its output on already in the autocast dtype; returns how
-    many norms it hooked.
+def norms_emit_autocast_dtype(model: torch.nn.Module) -> None:
+    """Under autocast, every RMSNorm hands its output on already in the autocast dtype.
 
     Why: a norm's fp32 output feeds several projections (q, k, v; gate, up) and their LoRA branches,
     and autocast casts it to bf16 once per consumer, saving each copy for the backward pass. One
@@ -45,11 +44,8 @@ def norms_emit_autocast_dtype(model: torch.nn.Module) -> int:
     own cast of its input to its fp32 weights' dtype is switched off, so autocast casts the weights,
     not the activations. The backward then sums the consumers' gradients in bf16 instead of fp32.
     Outside autocast nothing changes."""
-    hooked = 0
     for module in model.modules():
         if type(module).__name__.endswith("RMSNorm"):
             module.register_forward_hook(_autocast_output)
-            hooked += 1
         if hasattr(module, "lora_A"):
             module.cast_input_dtype_enabled = False
-    return hooked
