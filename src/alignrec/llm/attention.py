@@ -75,15 +75,27 @@ def causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
                      dropout: float) -> torch.Tensor:
     """Causal attention of [E, H, L, D] queries over [E, H_kv, L, D] keys and values, written out as two
     batched matmuls: at these widths (<= a few hundred) the fused CPU kernel's backward cost about
-    as much as it did over whole masked rows, the matmuls' a fifth of that."""
-    repeat = query.shape[1] // key.shape[1]
-    if repeat > 1:
-        key, value = key.repeat_interleave(repeat, 1), value.repeat_interleave(repeat, 1)
-    size = query.shape[2]
-    scores = torch.matmul(query, key.transpose(-1, -2)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    as much as it did over whole masked rows, the matmuls' a fifth of that.
+
+    The query heads that share a key head are stacked along the length (no copies of the keys and
+    values per query head, nor their sum in the backward), and one ``baddbmm`` scales the scores
+    and adds the causal mask as a bias inside the matmul: no separate passes over the E x H x L x L
+    scores for either. The softmax runs in the scores' dtype (its CPU kernel accumulates bf16 in
+    fp32)."""
+    examples, heads, size, width = query.shape
+    groups = key.shape[1]
+    repeat = heads // groups
+    stacked = query.reshape(examples * groups, repeat * size, width)  # heads of a group, one after another
     hidden = torch.ones(size, size, dtype=torch.bool, device=query.device).triu(1)
-    weights = scores.masked_fill(hidden, float("-inf")).softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(value.dtype)
-    return torch.matmul(F.dropout(weights, dropout) if dropout else weights, value)
+    bias = torch.zeros(size, size, dtype=query.dtype, device=query.device).masked_fill_(hidden, float("-inf"))
+    scale = scaling if scaling is not None else width**-0.5
+    scores = torch.baddbmm(bias.repeat(repeat, 1), stacked, key.reshape(examples * groups, size, width).transpose(1, 2),
+                           alpha=scale)
+    weights = scores.softmax(-1).to(value.dtype)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    out = torch.bmm(weights, value.reshape(examples * groups, size, width))
+    return out.view(examples, heads, size, width)
 
 
 def segment_attention(
