@@ -107,10 +107,10 @@ def categorise(name: str) -> str:
         return "dropout's random numbers"
     if "log_softmax" in name or "logsumexp" in name:
         return "the vocabulary's softmax"
-    if any(key in name for key in ("mm", "linear", "matmul", "addmm", "baddbmm")):
-        return "matmuls"
-    if any(key in name for key in ("attention", "softmax", "_safe_softmax")):
+    if any(key in name for key in ("attention", "softmax", "bmm")):  # the projections are mm / addmm, attention bmm
         return "attention"
+    if any(key in name for key in ("mm", "linear", "matmul")):
+        return "matmuls"
     if any(key in name for key in ("copy", "_to_copy", "cat", "index_select", "contiguous", "clone", "expand",
                                    "repeat", "index")):
         return "copies and casts"
