@@ -313,6 +313,10 @@ class LLMConfig(Section):
     """Under bf16 autocast each RMSNorm casts its output once for all the projections it feeds
     (``alignrec.llm.precision``) instead of autocast casting it per projection and LoRA branch: the
     same forward values, the consumers' gradients summed in bf16; off: autocast's casts."""
+    fused_lora: bool = True
+    """Each LoRA projection adds its update into the base output inside one ``addmm``
+    (``alignrec.llm.fused_lora``) instead of writing, scaling and adding a full-width product: the
+    same sum, rounded once under bf16; off: peft's forward."""
     batch_size: AtLeast1 = 4
     """Packed rows per step (per process)."""
     grad_accum: AtLeast1 = 2
@@ -575,7 +579,7 @@ def to_dict(config: Section) -> dict[str, Any]:
 
 
 ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {
-    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention", "norm_casts"),
+    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention", "norm_casts", "fused_lora"),
 }
 """Settings added after runs were recorded, whose default does what those runs did."""
 

@@ -24,7 +24,8 @@ from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm import attention
 from alignrec.llm.encoding import ExampleEncoder
-from alignrec.llm.head import code_head
+from alignrec.llm.fused_lora import fuse_lora_updates
+from alignrec.llm.head import code_head, skip_head_without_positions
 from alignrec.llm.precision import norms_emit_autocast_dtype, store_linears_in_bf16
 from alignrec.llm.prior import attach_prior, code_log_prior, training_counts
 from alignrec.llm.recommender import LLMRecommender
@@ -101,6 +102,8 @@ def build_llm(
             target_modules=config.lora.target_modules, trainable_token_indices=token_rows, task_type="CAUSAL_LM",
         )
         model = get_peft_model(llm.model, lora)
+        if config.fused_lora:
+            fuse_lora_updates(model)
         if config.segment_attention:
             attention.register()
             llm.model.set_attn_implementation(attention.IMPLEMENTATION)
@@ -125,6 +128,7 @@ def build_llm(
             store_linears_in_bf16(model)
     if config.norm_casts:
         norms_emit_autocast_dtype(model)
+    skip_head_without_positions(model)
     add_prior(model, vocab, config, artifact, dataset)
     encoder = ExampleEncoder(llm.encode, vocab.item_token_ids(artifact.codes), llm.eos_id, TASK_NAMES)
     trie = CodeTrie.build(artifact.codes, vocab.token_ids)

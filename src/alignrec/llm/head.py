@@ -5,6 +5,8 @@ backward), for the training loss and for decoding over the code tokens alone.
 
 from __future__ import annotations
 
+import types
+
 import torch
 import torch.nn.functional as F
 
@@ -38,10 +40,33 @@ def rows_of(module: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     return torch.where((where >= 0)[..., None], values[where.clamp(min=0)], weight[ids].to(values.dtype))
 
 
+_KEPT = "_alignrec_autocast_copy"
+"""The attribute of a frozen weight that holds ((its version, address, the dtype), its cast copy)."""
+
+
+def autocast_copy(weight: torch.Tensor) -> torch.Tensor:
+    """A frozen weight as autocast would cast it for a matmul, cast once and kept while it is unchanged.
+
+    Why: autocast keeps its casts only of weights that train, so the frozen 49k-row head was cast
+    to bf16 again at every step's text targets (a twentieth of a CPU step); its copy is the same tensor."""
+    device = weight.device.type
+    if weight.requires_grad or not torch.is_autocast_enabled(device):
+        return weight
+    dtype = torch.get_autocast_dtype(device)
+    if weight.dtype == dtype or not weight.is_floating_point():
+        return weight
+    key = (weight._version, weight.data_ptr(), dtype)  # changed in place or re-pointed: cast again
+    kept = getattr(weight, _KEPT, None)
+    if kept is None or kept[0] != key:
+        kept = (key, weight.detach().to(dtype))
+        setattr(weight, _KEPT, kept)
+    return kept[1]
+
+
 def vocabulary_logits(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """[N, vocab]: the head's logits over the whole vocabulary, as its forward gives them."""
     weight, trained, values = trained_rows(head)
-    logits = F.linear(hidden, weight)
+    logits = F.linear(hidden, autocast_copy(weight))
     if trained is not None:
         logits = logits.index_copy(1, trained, F.linear(hidden, values).to(logits.dtype))
     bias = head_bias(head, torch.arange(weight.shape[0], device=hidden.device))
@@ -57,6 +82,26 @@ def input_embeddings(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.T
     if type(base) is not torch.nn.Embedding:
         return None
     return rows_of(embedding, input_ids).to(weight.dtype)
+
+
+def _forward_unless_empty(self: torch.nn.Module, hidden: torch.Tensor, *args, **kwargs) -> torch.Tensor:  # noqa: ANN002, ANN003
+    if hidden.numel() == 0:
+        weight, _, trained = trained_rows(self)
+        empty = hidden.new_zeros((*hidden.shape[:-1], weight.shape[0]))
+        # the trained rows stay in the forward's graph, where DDP looks for the parameters a step uses
+        return empty if trained is None else empty + trained.sum() * 0
+    return type(self).forward(self, hidden, *args, **kwargs)
+
+
+def skip_head_without_positions(model: torch.nn.Module) -> None:
+    """The model's output head answers a call on no positions (``logits_to_keep`` empty, as the loss and
+    the code-space beam search ask for) with empty logits at once.
+
+    Why: the causal LM's forward calls its head even then, and peft's trainable-token head builds
+    its merged 49k-row matrix and autocast its bf16 copy before multiplying by nothing: about a
+    tenth of a CPU training step."""
+    head = model.get_output_embeddings()
+    head.forward = types.MethodType(_forward_unless_empty, head)
 
 
 def head_bias(head: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor | None:
