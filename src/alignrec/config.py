@@ -317,6 +317,10 @@ class LLMConfig(Section):
     """Each LoRA projection adds its update into the base output inside one ``addmm``
     (``alignrec.llm.fused_lora``) instead of writing, scaling and adding a full-width product: the
     same sum, rounded once under bf16; off: peft's forward."""
+    compile_elementwise: bool = True
+    """Training on the CPU runs each RMSNorm and SiLU gate as one ``torch.compile``'d kernel
+    (``alignrec.llm.compiled``; needs a C++ compiler, without one the eager forward) instead of
+    several passes over the activations; about 13 s of compiling once per process. Off: eager."""
     batch_size: AtLeast1 = 4
     """Packed rows per step (per process)."""
     grad_accum: AtLeast1 = 2
@@ -579,7 +583,8 @@ def to_dict(config: Section) -> dict[str, Any]:
 
 
 ADDED_SETTINGS: dict[type[Section], tuple[str, ...]] = {
-    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention", "norm_casts", "fused_lora"),
+    LLMConfig: ("code_prior", "decode_shared_cache", "segment_attention", "norm_casts", "fused_lora",
+                "compile_elementwise"),
 }
 """Settings added after runs were recorded, whose default does what those runs did."""
 

@@ -23,6 +23,7 @@ from alignrec.device import resolve_device, use_bf16
 from alignrec.errors import AlignrecError
 from alignrec.io import read_json
 from alignrec.llm import attention
+from alignrec.llm.compiled import compile_elementwise
 from alignrec.llm.encoding import ExampleEncoder
 from alignrec.llm.fused_lora import fuse_lora_updates
 from alignrec.llm.head import code_head, skip_head_without_positions
@@ -104,6 +105,8 @@ def build_llm(
         model = get_peft_model(llm.model, lora)
         if config.fused_lora:
             fuse_lora_updates(model)
+        if config.compile_elementwise:
+            compile_elementwise(model)
         if config.segment_attention:
             attention.register()
             llm.model.set_attn_implementation(attention.IMPLEMENTATION)
