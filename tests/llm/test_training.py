@@ -53,6 +53,19 @@ def test_no_validation_runs_when_eval_steps_is_0(
     assert summary["steps"] == 2 and "valid_subset_recall@10" not in summary
 
 
+def test_without_a_compiler_training_says_so_and_runs_eager(
+    cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from alignrec.llm import compiled
+
+    monkeypatch.setattr(compiled, "compiler_available", lambda: False)
+    monkeypatch.setattr(training, "compiler_available", lambda: False)
+    summary = train_llm(cyclic, tiny_tokens[0], tiny_llm_config(max_steps=2, eval_steps=0, save_steps=100),
+                        tmp_path / "run", seed=0)
+    assert summary["steps"] == 2
+    assert "no C++ compiler" in capsys.readouterr().err.replace("\n", " ")
+
+
 def test_a_crash_resumes_to_the_uninterrupted_weights(
     cyclic: SequenceDataset, tiny_tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
