@@ -101,14 +101,8 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-COMPILED = "cpp_fused"
-"""In the names of inductor's CPU kernels (``llm.compile_elementwise``), profiled as their own events."""
-
-
 def categorise(name: str) -> str:
-    """An aten op or a compiled kernel -> where its time goes."""
-    if COMPILED in name:
-        return "compiled norms and gates"
+    """An aten op -> where its time goes."""
     if "bernoulli" in name or "dropout" in name:
         return "dropout's random numbers"
     if "log_softmax" in name or "logsumexp" in name:
@@ -124,14 +118,15 @@ def categorise(name: str) -> str:
 
 
 def profile_shares(run_once) -> dict[str, float]:  # noqa: ANN001 - a zero-argument callable
-    """Share of CPU self time per category over one call of ``run_once`` (aten ops and compiled kernels)."""
+    """Share of CPU self time per category over one call of ``run_once``: aten ops only, so the kernels
+    ``llm.compile_elementwise`` compiles (its norms and gates) are not among them."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run_once()
     totals: dict[str, float] = defaultdict(float)
     for event in prof.key_averages():
-        if event.key.startswith("aten::") or COMPILED in event.key:
+        if event.key.startswith("aten::"):
             totals[categorise(event.key)] += event.self_cpu_time_total
     whole = sum(totals.values()) or 1.0
     return {name: value / whole for name, value in sorted(totals.items(), key=lambda kv: -kv[1])}
@@ -142,10 +137,6 @@ def train_child(job: dict[str, Any]) -> dict[str, Any]:
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(job["threads"])
-    if job["profile"]:  # compiled kernels report themselves to the profiler only when built to
-        import torch._inductor.config as inductor
-
-        inductor.cpp.enable_kernel_profile = True
     dataset, artifact, configs = torch.load(job["inputs"], weights_only=False)
     config = configs[job["path"]]
     batches = torch.load(job["batches"], weights_only=False)
