@@ -81,3 +81,19 @@ def test_with_the_adapters_disabled_a_fused_layer_is_its_base_layer(builds) -> N
             plain = layer(x)
         assert not torch.allclose(adapted, plain)  # the trained-like update is not zero
         torch.testing.assert_close(plain, layer.base_layer(x))
+
+
+def test_the_update_lands_on_the_matmul_s_own_output_not_on_a_view(builds) -> None:
+    """An in-place op on a view makes autograd clone the gradient and copy it back (CopySlices), two
+    extra passes over tokens x out per layer in every backward."""
+    on, _, _ = builds
+    layer = fused_layers(on.model)[0]
+    out = layer(torch.randn(2, 3, layer.in_features, requires_grad=True))
+    assert out.shape == (2, 3, layer.out_features)
+    nodes, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in nodes:
+            nodes.add(type(node).__name__)
+            stack.extend(parent for parent, _ in node.next_functions)
+    assert "AddmmBackward0" in nodes and "CopySlices" not in nodes

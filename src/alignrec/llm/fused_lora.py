@@ -35,12 +35,14 @@ def _fused_forward(self: torch.nn.Module, x: torch.Tensor, *args, **kwargs) -> t
             or (not autocast and x.dtype != self.lora_A[active[0]].weight.dtype)):
         return type(self).forward(self, x, *args, **kwargs)  # peft's own path
     (name,) = active
-    result = self.base_layer(x)
-    reduced = self.lora_A[name](x)
+    # Flattened first, so the in-place update lands on the matmul's own 2-D output, not on a view of it
+    # (autograd would clone the gradient and copy it back twice per layer for a view).
+    flat = x.reshape(-1, x.shape[-1])
+    result = self.base_layer(flat)
+    reduced = self.lora_A[name](flat)
     # in place: the base matmul's output is saved by nothing for the backward
-    result.view(-1, result.shape[-1]).addmm_(reduced.reshape(-1, reduced.shape[-1]).to(result.dtype),
-                                             self.lora_B[name].weight.t().to(result.dtype), alpha=self.scaling[name])
-    return result
+    result.addmm_(reduced.to(result.dtype), self.lora_B[name].weight.t().to(result.dtype), alpha=self.scaling[name])
+    return result.view(*x.shape[:-1], result.shape[-1])
 
 
 def fuse_lora_updates(model: torch.nn.Module) -> None:
