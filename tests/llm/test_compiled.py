@@ -11,20 +11,13 @@ from alignrec.data.dataset import SequenceDataset
 from alignrec.llm import compiled
 from alignrec.llm.compiled import _mlp_forward, _norm_forward
 from alignrec.llm.encoding import collate, pack
-from alignrec.llm.loss import training_loss
+from tests.llm.test_fused_lora import loss_and_grads
 from tests.llm.test_loss import examples, trained_like
 
 
 def compiled_modules(model: torch.nn.Module) -> list[str]:
     return [type(m).__name__ for m in model.modules()
             if getattr(m.__dict__.get("forward"), "__func__", None) in (_norm_forward, _mlp_forward)]
-
-
-def loss_and_grads(built, batch) -> tuple[float, dict[str, torch.Tensor]]:
-    built.model.zero_grad(set_to_none=True)
-    total, _ = training_loss(built.model, batch, built.vocab, "level", True)
-    total.backward()
-    return float(total.detach()), {n: p.grad.clone() for n, p in built.model.named_parameters() if p.requires_grad}
 
 
 @pytest.fixture
@@ -44,8 +37,8 @@ def test_every_norm_and_gated_mlp_is_compiled(builds) -> None:
 
 def test_the_loss_and_gradients_are_eager_s(builds) -> None:
     on, off, batch = builds
-    loss_on, grads_on = loss_and_grads(on, batch)
-    loss_off, grads_off = loss_and_grads(off, batch)
+    loss_on, grads_on = loss_and_grads(on, batch, autocast=False)
+    loss_off, grads_off = loss_and_grads(off, batch, autocast=False)
     assert loss_on == pytest.approx(loss_off, rel=1e-5)
     assert grads_on.keys() == grads_off.keys()
     for name, grad in grads_on.items():  # fp32 sums in another order: within 1e-3 of each tensor's scale

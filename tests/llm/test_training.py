@@ -58,8 +58,7 @@ def test_without_a_compiler_training_says_so_and_runs_eager(
 ) -> None:
     from alignrec.llm import compiled
 
-    monkeypatch.setattr(compiled, "compiler_available", lambda: False)
-    monkeypatch.setattr(training, "compiler_available", lambda: False)
+    monkeypatch.setattr(compiled, "compiler_available", lambda: False)  # read by the build and by training
     summary = train_llm(cyclic, tiny_tokens[0], tiny_llm_config(max_steps=2, eval_steps=0, save_steps=100),
                         tmp_path / "run", seed=0)
     assert summary["steps"] == 2

@@ -72,17 +72,13 @@ def _is_silu_mlp(module: torch.nn.Module) -> bool:
         getattr(module, "act_fn", None), SiLUActivation | torch.nn.SiLU)
 
 
-def compile_elementwise(model: torch.nn.Module) -> int:
-    """Give every Llama-style RMSNorm and SiLU-gated MLP of ``model`` the compiled training forward;
-    returns how many modules changed (none without a C++ compiler). Forward hooks (``llm.norm_casts``)
-    still run on the output."""
+def compile_elementwise(model: torch.nn.Module) -> None:
+    """Give every Llama-style RMSNorm and SiLU-gated MLP of ``model`` the compiled training forward
+    (nothing changes without a C++ compiler). Forward hooks (``llm.norm_casts``) still run on the output."""
     if not compiler_available():
-        return 0
-    changed = 0
+        return
     for module in model.modules():
         forward = _norm_forward if _is_rms_norm(module) else _mlp_forward if _is_silu_mlp(module) else None
         if forward is not None:
             module._alignrec_eager_forward = module.forward
             module.forward = types.MethodType(forward, module)
-            changed += 1
-    return changed

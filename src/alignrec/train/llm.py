@@ -40,8 +40,8 @@ from alignrec.errors import AlignrecError
 from alignrec.eval.metrics import ndcg_at, recall_at
 from alignrec.eval.subset import fixed_users, split_ranks
 from alignrec.io import atomic_open, read_json, write_json
+from alignrec.llm import compiled
 from alignrec.llm.build import ADAPTER, TASK_NAMES, VOCAB, LLMBuild, build_llm, check_artifact_matches
-from alignrec.llm.compiled import compiler_available
 from alignrec.llm.encoding import IGNORE, PackedDataset, collate, pack
 from alignrec.llm.loss import training_loss
 from alignrec.llm.tasks import build_mixture
@@ -272,7 +272,7 @@ def train_llm(
     if rank == 0:
         for name, why in report["skipped"].items():
             console.print(f"[yellow]note[/]: task {name} skipped: {why}")
-        if config.compile_elementwise and on_cpu and not compiler_available():
+        if config.compile_elementwise and on_cpu and not compiled.compiler_available():
             console.print("[yellow]note[/]: llm.compile_elementwise: no C++ compiler ($CXX, g++, clang++ or c++) "
                           "on PATH, so the norms and gates run eager; install one (apt-get install g++), or set "
                           "llm.compile_elementwise=false")
