@@ -34,4 +34,4 @@ def test_segment_attention_equals_masked_sdpa_with_grouped_heads_and_its_gradien
     expected = torch.autograd.grad((theirs * weights).sum(), (q, k, v))
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got, want)
-    assert len(layout.groups) == 4  # widths 16, 32, 48, 64: a few calls, not one per example
+    assert layout.groups == 4  # widths 16, 32, 48, 64: a few calls, not one per example

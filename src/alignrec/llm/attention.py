@@ -25,22 +25,26 @@ IMPLEMENTATION = "alignrec_segments"
 
 
 @dataclass(frozen=True)
-class SegmentGroup:
-    gather: torch.Tensor
-    """[examples, width]: flat token index of each padded slot (a pad slot repeats its example's last token)."""
-    real: torch.Tensor
-    """Flat slot indices (into examples x width) that hold real tokens, in token order within the group."""
-
-
-@dataclass(frozen=True)
 class SegmentLayout:
-    """Where the packed examples of a batch lie, grouped by padded width."""
+    """Where the packed examples of a batch lie, grouped by padded width.
 
-    groups: tuple[SegmentGroup, ...]
+    One gather and one scatter serve all groups: per group and per layer, an ``index_select``
+    costs its backward a zero-filled tensor of the whole batch, an ``index_add`` into it and a sum
+    with the other groups' (a seventh of a training step on a CPU); one costs one of each."""
+
+    gather: torch.Tensor
+    """Flat token index of each padded slot, the groups' [examples, width] slots one after another
+    (a pad slot repeats its example's last token)."""
+    widths: tuple[tuple[int, int], ...]
+    """(examples, padded width) of each group, in ``gather``'s order."""
     restore: torch.Tensor
-    """Permutation taking the groups' real slots, concatenated, back to the batch's token order."""
+    """For each token of the batch, in order, the slot of ``gather`` that holds it."""
     shape: tuple[int, int]
     """(rows, row width) of the batch."""
+
+    @property
+    def groups(self) -> int:
+        return len(self.widths)
 
     @classmethod
     def from_position_ids(cls, position_ids: torch.Tensor, multiple: int = 32) -> SegmentLayout:
@@ -58,17 +62,23 @@ class SegmentLayout:
             lengths.append(ends - begin)
         start, length = np.concatenate(starts), np.concatenate(lengths)
         padded = -(-length // multiple) * multiple
-        groups, order = [], []
+        gathers, widths, tokens, slots = [], [], [], []
+        offset = 0
         for size in np.unique(padded):
             chosen = np.flatnonzero(padded == size)
             offsets = np.minimum(np.arange(size)[None, :], length[chosen, None] - 1)
             gather = start[chosen, None] + offsets
             is_real = np.arange(size)[None, :] < length[chosen, None]
-            groups.append(SegmentGroup(torch.as_tensor(gather, device=position_ids.device),
-                                       torch.as_tensor(np.flatnonzero(is_real), device=position_ids.device)))
-            order.append(gather[is_real])
-        restore = np.argsort(np.concatenate(order), kind="stable")
-        return cls(tuple(groups), torch.as_tensor(restore, device=position_ids.device), (rows, width))
+            gathers.append(gather.ravel())
+            widths.append((int(chosen.size), int(size)))
+            tokens.append(gather[is_real])
+            slots.append(offset + np.flatnonzero(is_real))
+            offset += gather.size
+        restore = np.empty(rows * width, dtype=np.int64)
+        restore[np.concatenate(tokens)] = np.concatenate(slots)
+        device = position_ids.device
+        return cls(torch.as_tensor(np.concatenate(gathers), device=device), tuple(widths),
+                   torch.as_tensor(restore, device=device), (rows, width))
 
 
 def causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None,
@@ -105,14 +115,16 @@ def segment_attention(
     """Causal attention within each example of ``layout``: [B, H, T, D] inputs -> [B, T, H, D] output."""
     rows, width = layout.shape
     heads = query.shape[1]
-    flat = [s.transpose(1, 2).reshape(rows * width, s.shape[1], s.shape[3]) for s in (query, key, value)]
+    counts = [examples * size for examples, size in layout.widths]
+    # [B, H, T, D] -> [B * T, H, D] (RoPE leaves q and k laid out as [B, T, H, D], so no copy), then one
+    # gather for all groups; ``split``'s backward is one concatenation, not a zero tensor per group.
+    slots = [s.transpose(1, 2).reshape(rows * width, s.shape[1], s.shape[3]).index_select(0, layout.gather)
+             .split(counts) for s in (query, key, value)]
     pieces = []
-    for group in layout.groups:
-        examples, size = group.gather.shape
-        q, k, v = (s.index_select(0, group.gather.view(-1)).view(examples, size, s.shape[1], -1).transpose(1, 2)
-                   for s in flat)
+    for (examples, size), q, k, v in zip(layout.widths, *slots, strict=True):
+        q, k, v = (s.view(examples, size, s.shape[1], -1).transpose(1, 2) for s in (q, k, v))
         out = causal_attention(q, k, v, scaling, dropout)  # [examples, heads, size, D]
-        pieces.append(out.transpose(1, 2).reshape(examples * size, heads, -1).index_select(0, group.real))
+        pieces.append(out.transpose(1, 2).reshape(examples * size, heads, -1))
     return torch.cat(pieces).index_select(0, layout.restore).view(rows, width, heads, -1)
 
 
