@@ -318,9 +318,10 @@ class LLMConfig(Section):
     (``alignrec.llm.fused_lora``) instead of writing, scaling and adding a full-width product: the
     same sum, rounded once under bf16; off: peft's forward."""
     compile_elementwise: bool = True
-    """Training on the CPU runs each RMSNorm and SiLU gate as one ``torch.compile``'d kernel
-    (``alignrec.llm.compiled``; needs a C++ compiler, without one the eager forward) instead of
-    several passes over the activations; about 13 s of compiling once per process. Off: eager."""
+    """Training on the CPU runs each RMSNorm, SiLU gate and (in Llama attention) RoPE as one
+    ``torch.compile``'d kernel (``alignrec.llm.compiled``; needs a C++ compiler, without one the eager
+    forward) instead of several passes over the activations; about 20 s of compiling once per
+    process. Off: eager."""
     batch_size: AtLeast1 = 4
     """Packed rows per step (per process)."""
     grad_accum: AtLeast1 = 2

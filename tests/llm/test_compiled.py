@@ -1,6 +1,6 @@
-"""``llm.compile_elementwise`` (``llm/compiled.py``): a training step's RMSNorms and SiLU gates run as
-compiled kernels with eager's loss and gradients; decoding, and a machine without a C++ compiler,
-keep the eager forward."""
+"""``llm.compile_elementwise`` (``llm/compiled.py``): a training step's RMSNorms, SiLU gates and RoPE run
+as compiled kernels with eager's loss and gradients; decoding, a model without the setting, and a
+machine without a C++ compiler keep the eager forward."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from alignrec.data.dataset import SequenceDataset
 from alignrec.llm import compiled
-from alignrec.llm.compiled import _mlp_forward, _norm_forward
+from alignrec.llm.compiled import _attention_forward, _mlp_forward, _norm_forward
 from alignrec.llm.encoding import collate, pack
 from tests.llm.test_fused_lora import loss_and_grads
 from tests.llm.test_loss import examples, trained_like
@@ -17,7 +17,7 @@ from tests.llm.test_loss import examples, trained_like
 
 def compiled_modules(model: torch.nn.Module) -> list[str]:
     return [type(m).__name__ for m in model.modules()
-            if getattr(m.__dict__.get("forward"), "__func__", None) in (_norm_forward, _mlp_forward)]
+            if getattr(m.__dict__.get("forward"), "__func__", None) in (_norm_forward, _mlp_forward, _attention_forward)]
 
 
 @pytest.fixture
@@ -27,11 +27,12 @@ def builds(cyclic: SequenceDataset, tiny_tokens):
     return on, off, collate(pack(on.encoder.encode(examples()), 128), on.pad_id)
 
 
-def test_every_norm_and_gated_mlp_is_compiled(builds) -> None:
+def test_every_norm_gated_mlp_and_attention_is_compiled(builds) -> None:
     on, off, _ = builds
     layers = len(on.model.get_base_model().model.layers)
     names = compiled_modules(on.model)
     assert names.count("LlamaRMSNorm") == 2 * layers + 1 and names.count("LlamaMLP") == layers
+    assert names.count("LlamaAttention") == layers
     assert compiled_modules(off.model) == []
 
 
@@ -44,6 +45,51 @@ def test_the_loss_and_gradients_are_eager_s(builds) -> None:
     for name, grad in grads_on.items():  # fp32 sums in another order: within 1e-3 of each tensor's scale
         scale = grads_off[name].abs().max()
         assert (grad - grads_off[name]).abs().max() <= 1e-3 * scale, name
+
+
+def test_rope_is_transformers_rounded_to_the_queries_dtype_and_keeps_their_layout() -> None:
+    from transformers.models.llama import modeling_llama
+
+    torch.manual_seed(0)
+    # the projections' layout: [B, T, H, D] memory seen as [B, H, T, D]
+    query = torch.randn(2, 10, 4, 8).to(torch.bfloat16).transpose(1, 2).requires_grad_()
+    key = torch.randn(2, 10, 2, 8).to(torch.bfloat16).transpose(1, 2).requires_grad_()
+    angles = torch.randn(2, 10, 4)
+    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
+    eager = compiled._eager_rotary or modeling_llama.apply_rotary_pos_emb
+    want = eager(query, key, cos, sin)  # fp32: bf16 queries times fp32 tables
+    compiled._install_rotary()
+    token = compiled._IN_COMPILED_ATTENTION.set(True)
+    try:
+        got = modeling_llama.apply_rotary_pos_emb(query, key, cos, sin)
+    finally:
+        compiled._IN_COMPILED_ATTENTION.reset(token)
+    for ours, theirs in zip(got, want, strict=True):
+        assert ours.dtype == torch.bfloat16 and theirs.dtype == torch.float32
+        assert ours.transpose(1, 2).is_contiguous()  # no copy on the way to attention
+        torch.testing.assert_close(ours, theirs.to(torch.bfloat16), rtol=0, atol=0)
+    # gradients: eager rounds each of RoPE's two terms to bf16 before summing them, the kernel sums in
+    # fp32 and rounds once, so it is as close to the exact (fp64) gradient or closer. The output's
+    # gradient is bf16-valued either way: it comes from the attention's bf16 matmuls.
+    weights = [torch.randn(g.shape).bfloat16().float() for g in got]
+    inputs = (query, key)
+    ours = torch.autograd.grad(sum((g.float() * w).sum() for g, w in zip(got, weights, strict=True)), inputs)
+    theirs = torch.autograd.grad(sum((g * w).sum() for g, w in zip(want, weights, strict=True)), inputs)
+    exact_inputs = [x.detach().double().requires_grad_() for x in inputs]
+    exact_out = eager(*exact_inputs, cos.double(), sin.double())
+    exact = torch.autograd.grad(sum((g * w.double()).sum() for g, w in zip(exact_out, weights, strict=True)), exact_inputs)
+    for a, b, truth in zip(ours, theirs, exact, strict=True):
+        assert (a.double() - truth).abs().max() <= (b.double() - truth).abs().max()
+
+
+def test_a_model_without_the_setting_never_runs_a_kernel(builds, monkeypatch: pytest.MonkeyPatch) -> None:
+    on, off, batch = builds  # ``on`` replaced transformers' RoPE for the whole process
+
+    def no_kernels() -> tuple:
+        raise AssertionError("a model without llm.compile_elementwise ran a compiled kernel")
+
+    monkeypatch.setattr(compiled, "_kernels", no_kernels)
+    loss_and_grads(off, batch, autocast=False)
 
 
 def test_without_grad_the_eager_forward_runs(builds, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,9 +1,10 @@
-"""RMSNorm and the SiLU gate of a training step as ``torch.compile``'d kernels (``llm.compile_elementwise``).
+"""RMSNorm, the SiLU gate and RoPE of a training step as ``torch.compile``'d kernels (``llm.compile_elementwise``).
 
 Why: in eager mode an RMSNorm is six passes over the tokens x hidden activations (cast, square, mean,
-rsqrt, two products) and the MLP's ``silu(gate) * up`` two over tokens x 1,536, each writing a
-tensor the backward reads again; on a CPU such passes are memory-bound, and with them the
-backward's. Inductor fuses each into one loop forward and one backward. Only training steps on the
+rsqrt, two products), the MLP's ``silu(gate) * up`` two over tokens x 1,536 and Llama's RoPE ten
+over the queries and keys (products, a negation, a concatenation, sums, in fp32 because the
+cos/sin tables are), each writing a tensor the backward reads again; on a CPU such passes are
+memory-bound, and with them the backward's. Inductor fuses each into one loop forward and one backward. Only training steps on the
 CPU use the kernels (grad enabled, CPU tensors); decoding and validation keep the eager forward, so
 their shapes never trigger a compile. Shapes are dynamic: a packed batch's width varies.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import types
+from collections.abc import Callable
+from contextvars import ContextVar
 from functools import cache
 
 import torch
@@ -36,9 +39,23 @@ def _silu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, -1)
+    return torch.cat((-second, first), -1)
+
+
+def _rotary(query: torch.Tensor, key: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """transformers' Llama RoPE on [B, T, H, D] queries and keys (the projections' own layout, so the
+    output needs no copy on its way to attention), rounded back to their dtype: under autocast the
+    fp32 result was rounded to bf16 by the attention's matmuls anyway."""
+    cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+    return ((query * cos + _rotate_half(query) * sin).to(query.dtype),
+            (key * cos + _rotate_half(key) * sin).to(key.dtype))
+
+
 @cache
 def _kernels() -> tuple:
-    return torch.compile(_rms_norm, dynamic=True), torch.compile(_silu_gate, dynamic=True)
+    return tuple(torch.compile(function, dynamic=True) for function in (_rms_norm, _silu_gate, _rotary))
 
 
 def _compiling(tensor: torch.Tensor) -> bool:
@@ -61,6 +78,47 @@ def _mlp_forward(self: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return self.down_proj(gated)
 
 
+_eager_rotary: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+"""transformers' own RoPE, set when ``_install_rotary`` puts the compiled one in its place."""
+_IN_COMPILED_ATTENTION: ContextVar[bool] = ContextVar("alignrec_compiled_attention", default=False)
+"""RoPE is a module-level function of transformers' Llama code, shared by every model in the process:
+the compiled one runs only inside the attention of a model given the setting."""
+
+
+def _attention_forward(self: torch.nn.Module, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    token = _IN_COMPILED_ATTENTION.set(True)
+    try:
+        return self._alignrec_eager_forward(*args, **kwargs)
+    finally:
+        _IN_COMPILED_ATTENTION.reset(token)
+
+
+def _rotary_forward(query: torch.Tensor, key: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                    unsqueeze_dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stands in for ``modeling_llama.apply_rotary_pos_emb``: [B, H, T, D] in and out."""
+    if not (_IN_COMPILED_ATTENTION.get() and unsqueeze_dim == 1 and _compiling(query)):
+        return _eager_rotary(query, key, cos, sin, unsqueeze_dim)
+    with torch.autocast("cpu", enabled=False):
+        rotated = _kernels()[2](query.transpose(1, 2), key.transpose(1, 2), cos, sin)
+    return rotated[0].transpose(1, 2), rotated[1].transpose(1, 2)
+
+
+def _install_rotary() -> None:
+    """Once per process: Llama's attention calls RoPE by its module-level name."""
+    global _eager_rotary
+    from transformers.models.llama import modeling_llama
+
+    if modeling_llama.apply_rotary_pos_emb is not _rotary_forward:
+        _eager_rotary = modeling_llama.apply_rotary_pos_emb
+        modeling_llama.apply_rotary_pos_emb = _rotary_forward
+
+
+def _is_llama_attention(module: torch.nn.Module) -> bool:
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
+    return type(module) is LlamaAttention
+
+
 def _is_rms_norm(module: torch.nn.Module) -> bool:
     return type(module).__name__.endswith("RMSNorm") and hasattr(module, "variance_epsilon")
 
@@ -73,12 +131,16 @@ def _is_silu_mlp(module: torch.nn.Module) -> bool:
 
 
 def compile_elementwise(model: torch.nn.Module) -> None:
-    """Give every Llama-style RMSNorm and SiLU-gated MLP of ``model`` the compiled training forward
-    (nothing changes without a C++ compiler). Forward hooks (``llm.norm_casts``) still run on the output."""
+    """Give every Llama-style RMSNorm and SiLU-gated MLP of ``model``, and RoPE in its Llama attention,
+    the compiled training forward (nothing changes without a C++ compiler). Forward hooks
+    (``llm.norm_casts``) still run on the output."""
     if not compiler_available():
         return
     for module in model.modules():
-        forward = _norm_forward if _is_rms_norm(module) else _mlp_forward if _is_silu_mlp(module) else None
+        forward = (_norm_forward if _is_rms_norm(module) else _mlp_forward if _is_silu_mlp(module)
+                   else _attention_forward if _is_llama_attention(module) else None)
+        if forward is _attention_forward:
+            _install_rotary()
         if forward is not None:
             module._alignrec_eager_forward = module.forward
             module.forward = types.MethodType(forward, module)
