@@ -11,6 +11,7 @@ from alignrec.data.dataset import SequenceDataset
 from alignrec.llm import compiled
 from alignrec.llm.compiled import _attention_forward, _mlp_forward, _norm_forward
 from alignrec.llm.encoding import collate, pack
+from alignrec.llm.precision import emits_autocast_dtype, is_rms_norm
 from tests.llm.test_fused_lora import loss_and_grads
 from tests.llm.test_loss import examples, trained_like
 
@@ -45,6 +46,19 @@ def test_the_loss_and_gradients_are_eager_s(builds) -> None:
     for name, grad in grads_on.items():  # fp32 sums in another order: within 1e-3 of each tensor's scale
         scale = grads_off[name].abs().max()
         assert (grad - grads_off[name]).abs().max() <= 1e-3 * scale, name
+
+
+def test_a_norm_that_hands_on_bf16_casts_inside_its_kernel(builds) -> None:
+    on, _, _ = builds  # built with llm.norm_casts
+    norm = next(m for m in on.model.modules() if is_rms_norm(m))
+    assert emits_autocast_dtype(norm)
+    hidden = torch.randn(3, 7, norm.weight.shape[0], requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = _norm_forward(norm, hidden)  # the forward alone, without the hook's cast
+        eager = norm._alignrec_eager_forward(hidden).to(torch.bfloat16)
+    assert fused.dtype == torch.bfloat16
+    torch.testing.assert_close(fused, eager, rtol=1e-2, atol=1e-2)  # one bf16 rounding of the same fp32 value
+    assert (fused != eager).float().mean() < 0.01
 
 
 def test_rope_is_transformers_rounded_to_the_queries_dtype_and_keeps_their_layout() -> None:

@@ -21,6 +21,8 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
+from alignrec.llm.precision import emits_autocast_dtype, is_rms_norm
+
 
 @cache
 def compiler_available() -> bool:
@@ -28,11 +30,12 @@ def compiler_available() -> bool:
     return any(shutil.which(name) for name in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if name)
 
 
-def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """transformers' Llama RMSNorm, term for term."""
+def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float, dtype: torch.dtype | None) -> torch.Tensor:
+    """transformers' Llama RMSNorm, term for term; then cast to ``dtype`` if given, in the same loop."""
     normed = hidden.float()
     normed = normed * torch.rsqrt(normed.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * normed.to(hidden.dtype)
+    out = weight * normed.to(hidden.dtype)
+    return out if dtype is None else out.to(dtype)
 
 
 def _silu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -65,8 +68,12 @@ def _compiling(tensor: torch.Tensor) -> bool:
 def _norm_forward(self: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     if not _compiling(hidden):
         return self._alignrec_eager_forward(hidden)
+    # ``llm.norm_casts`` casts the output to the autocast dtype by a hook: the kernel casts in its loop
+    # instead (the hook then has nothing left to do), saving a pass over the output and its gradient
+    emits = torch.is_autocast_enabled("cpu") and emits_autocast_dtype(self)
+    dtype = torch.get_autocast_dtype("cpu") if emits else None
     with torch.autocast("cpu", enabled=False):  # elementwise in fp32, as eager autocast runs it
-        return _kernels()[0](hidden, self.weight, self.variance_epsilon)
+        return _kernels()[0](hidden, self.weight, self.variance_epsilon, dtype)
 
 
 def _mlp_forward(self: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -120,7 +127,7 @@ def _is_llama_attention(module: torch.nn.Module) -> bool:
 
 
 def _is_rms_norm(module: torch.nn.Module) -> bool:
-    return type(module).__name__.endswith("RMSNorm") and hasattr(module, "variance_epsilon")
+    return is_rms_norm(module) and hasattr(module, "variance_epsilon")
 
 
 def _is_silu_mlp(module: torch.nn.Module) -> bool:

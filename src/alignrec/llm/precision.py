@@ -28,6 +28,11 @@ def store_linears_in_bf16(model: torch.nn.Module) -> None:
     model.config.tie_word_embeddings = False  # nothing may re-tie the bf16 head to the fp32 embedding
 
 
+def is_rms_norm(module: torch.nn.Module) -> bool:
+    """transformers' RMSNorms (``LlamaRMSNorm``, ``Qwen2RMSNorm``, ...) share the name, not a class."""
+    return type(module).__name__.endswith("RMSNorm")
+
+
 def _autocast_output(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
     device = output.device.type
     if torch.is_autocast_enabled(device):
@@ -45,7 +50,12 @@ def norms_emit_autocast_dtype(model: torch.nn.Module) -> None:
     not the activations. The backward then sums the consumers' gradients in bf16 instead of fp32.
     Outside autocast nothing changes."""
     for module in model.modules():
-        if type(module).__name__.endswith("RMSNorm"):
+        if is_rms_norm(module):
             module.register_forward_hook(_autocast_output)
         if hasattr(module, "lora_A"):
             module.cast_input_dtype_enabled = False
+
+
+def emits_autocast_dtype(module: torch.nn.Module) -> bool:
+    """Whether ``norms_emit_autocast_dtype`` gave ``module`` its cast."""
+    return any(hook is _autocast_output for hook in module._forward_hooks.values())
