@@ -143,7 +143,8 @@ def train_child(job: dict[str, Any]) -> dict[str, Any]:
     seed_everything(config.seed)  # LoRA's initial weights and dropout: the same on both paths
     prepared = build_llm(config.llm, artifact, dataset, config.seed)
     model = prepared.model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.llm.lr)
+    # the Trainer's optimizer (transformers' default ``adamw_torch_fused``): one kernel for all parameters
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.llm.lr, fused=True)
 
     def step(batch: dict[str, torch.Tensor]) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16):
