@@ -4,9 +4,10 @@ Why: in eager mode an RMSNorm is six passes over the tokens x hidden activations
 rsqrt, two products), the MLP's ``silu(gate) * up`` two over tokens x 1,536 and Llama's RoPE ten
 over the queries and keys (products, a negation, a concatenation, sums, in fp32 because the
 cos/sin tables are), each writing a tensor the backward reads again; on a CPU such passes are
-memory-bound, and with them the backward's. Inductor fuses each into one loop forward and one backward. Only training steps on the
-CPU use the kernels (grad enabled, CPU tensors); decoding and validation keep the eager forward, so
-their shapes never trigger a compile. Shapes are dynamic: a packed batch's width varies.
+memory-bound, and with them the backward's. Inductor fuses each into one loop forward and one
+backward. Only training steps on the CPU use the kernels (grad enabled, CPU tensors); decoding and
+validation keep the eager forward, so their shapes never trigger a compile. Shapes are dynamic: a
+packed batch's width varies.
 """
 
 from __future__ import annotations
