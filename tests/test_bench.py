@@ -25,6 +25,7 @@ SMOKE = {  # script -> the test that runs it (a test below checks that none is m
     "llm_throughput.py": "test_the_throughput_benchmark_compares_both_paths_in_fresh_processes",
     "llm_train.py": "test_the_llm_benchmarks_run_on_a_tiny_run",
     "precompute.sh": "test_the_precompute_benchmark_resumes_and_agrees_across_engines_and_stores",
+    "recent_item.py": "test_the_llm_benchmarks_run_on_a_tiny_run",
     "sasrec_loss.py": "test_the_sasrec_benchmarks_run_on_a_tiny_run",
     "sasrec_precision.py": "test_the_sasrec_benchmarks_run_on_a_tiny_run",
     "serve.py": "test_the_serving_benchmark_loads_a_tiny_run",
@@ -94,6 +95,13 @@ def test_the_llm_benchmarks_run_on_a_tiny_run(tiny_run: Path) -> None:
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith(f"| {tiny_run}")]
     assert len(rows) == 2 and rows[0][1:4] == rows[1][1:4] and rows[1][5] == "1.0000"
     assert rows[1][4] == ("+0.0%" if float(rows[0][2].split()[0]) else "-")  # a relative change needs a base
+
+    out = bench("recent_item.py", "--run", str(tiny_run), "--models", "sasrec", "llm", "--users", "8", "--k", "5")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| sasrec", "| llm"))]
+    assert [(row[0], row[1]) for row in rows] == [(f"| {m}", h) for m in ("sasrec", "llm")
+                                                  for h in ("whole", "without the validation item")]
+    assert all(0.0 <= float(row[2]) <= 1.0 and 0.0 <= float(row[4]) <= 1.0 for row in rows)
+    assert all(0.0 <= float(row[6].rstrip(" |")) <= 1.0 for row in rows[1::2])  # each cut history's paired p
 
     out = bench("llm_train.py", "--data", str(tiny_run / "data"), "--tokens", str(tiny_run / "tokens"),
                 "--backbone", "tiny-random", "--steps", "1", "--set", "llm.max_tokens=64", "--set", "llm.batch_size=2")
