@@ -119,7 +119,7 @@ def categorise(name: str) -> str:
 
 def profile_shares(run_once) -> dict[str, float]:  # noqa: ANN001 - a zero-argument callable
     """Share of CPU self time per category over one call of ``run_once``: aten ops only, so the kernels
-    ``llm.compile_elementwise`` compiles (its norms and gates) are not among them."""
+    ``llm.compile_elementwise`` compiles (its norms, gates and RoPE) are not among them."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:

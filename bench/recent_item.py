@@ -26,13 +26,12 @@ from alignrec.eval.subset import fixed_users, interval, per_user
 from alignrec.rundir import RunDir
 
 
-def test_ranks(run: RunDir, model: str, dataset: SequenceDataset, users: np.ndarray, k: int,
+def test_ranks(recommend, dataset: SequenceDataset, users: np.ndarray, k: int,  # noqa: ANN001 - a recommender's method
                with_valid: bool) -> np.ndarray:
-    """Each user's test target's rank in ``model``'s top ``k``, from the history before the test item
+    """Each user's test target's rank in ``recommend``'s top ``k``, from the history before the test item
     (``with_valid``) or before the validation item, which is then no candidate."""
-    recommender = load_recommender(run.root, model, dataset, "test")
     split = "test" if with_valid else "valid"
-    items, _ = recommender.recommend([history(dataset, int(user), split) for user in users], k + 1)
+    items, _ = recommend([history(dataset, int(user), split) for user in users], k + 1)
     dropped = targets(dataset, users, "valid")
     return np.array([target_rank([item for item in row.tolist() if with_valid or item != int(skip)][:k], int(target))
                      for row, target, skip in zip(items, targets(dataset, users, "test"), dropped, strict=True)])
@@ -53,7 +52,8 @@ def main() -> None:
     print(f"| model | history | recall@10 | ndcg@10 | recall@{args.k} | ndcg@10 change | p |")
     print("|---|---|---|---|---|---|---|")
     for model in args.models:
-        full, cut = (per_user(test_ranks(run, model, dataset, users, args.k, with_valid), [10, args.k])
+        recommend = load_recommender(run.root, model, dataset, "test").recommend  # loaded once for both histories
+        full, cut = (per_user(test_ranks(recommend, dataset, users, args.k, with_valid), [10, args.k])
                      for with_valid in (True, False))
         for name, got in (("whole", full), ("without the validation item", cut)):
             mean, half = interval(got["ndcg@10"])

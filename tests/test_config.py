@@ -244,7 +244,7 @@ but for deliberate changes since (``llm.bf16`` now ``auto``; the new ``harmonize
 ``llm.code_prior``; ``tracking``, ``serve.workers``, ``serve.follow_s``, which no stage records; LoRA
 dropout off by default, and the default run's 100 LLM steps, with alignrec 0.3.0; ``llm.decode_shared_cache``,
 the same lists by another KV cache; ``llm.segment_attention``, the same values by another attention;
-``llm.norm_casts``, the same forward by one cast per norm; ``llm.fused_lora``, the same sum in one matmul; ``llm.compile_elementwise``, the same norms and gates in fused kernels;
+``llm.norm_casts``, the same forward by one cast per norm; ``llm.fused_lora``, the same sum in one matmul; ``llm.compile_elementwise``, the same norms, gates and RoPE in fused kernels;
 ``llm.code_softmax``, each code normalised over its level, a new objective; and the default run's LLM
 steps, what its 20 minutes buy as training gets faster):
 stage fingerprints hash these dicts, so a run made then must still resume as done."""

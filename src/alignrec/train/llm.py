@@ -274,7 +274,7 @@ def train_llm(
             console.print(f"[yellow]note[/]: task {name} skipped: {why}")
         if config.compile_elementwise and on_cpu and not compiled.compiler_available():
             console.print("[yellow]note[/]: llm.compile_elementwise: no C++ compiler ($CXX, g++, clang++ or c++) "
-                          "on PATH, so the norms and gates run eager; install one (apt-get install g++), or set "
+                          "on PATH, so the norms, gates and RoPE run eager; install one (apt-get install g++), or set "
                           "llm.compile_elementwise=false")
         write_json(out / "tasks.json", report)
     recommender = prepared.recommender  # validation decodes as the finished run will
