@@ -315,8 +315,9 @@ class LLMConfig(Section):
     same forward values, the consumers' gradients summed in bf16; off: autocast's casts."""
     fused_lora: bool = True
     """Each LoRA projection adds its update into the base output inside one ``addmm``
-    (``alignrec.llm.fused_lora``) instead of writing, scaling and adding a full-width product: the
-    same sum, rounded once under bf16; off: peft's forward."""
+    (``alignrec.llm.fused_lora``) instead of writing, scaling and adding a full-width product, and
+    with ``compile_elementwise`` a training step projects q, k and v as one node: the same sums,
+    rounded once under bf16; off: peft's forward."""
     compile_elementwise: bool = True
     """Training on the CPU runs each RMSNorm, SiLU gate and (in Llama attention) RoPE as one
     ``torch.compile``'d kernel (``alignrec.llm.compiled``; needs a C++ compiler, without one the eager

@@ -62,7 +62,7 @@ def test_a_norm_that_hands_on_bf16_casts_inside_its_kernel(builds) -> None:
 
 
 def test_rope_is_transformers_rounded_to_the_queries_dtype_and_keeps_their_layout() -> None:
-    from transformers.models.llama import modeling_llama
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as eager
 
     torch.manual_seed(0)
     # the projections' layout: [B, T, H, D] memory seen as [B, H, T, D]
@@ -70,14 +70,8 @@ def test_rope_is_transformers_rounded_to_the_queries_dtype_and_keeps_their_layou
     key = torch.randn(2, 10, 2, 8).to(torch.bfloat16).transpose(1, 2).requires_grad_()
     angles = torch.randn(2, 10, 4)
     cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
-    eager = compiled._eager_rotary or modeling_llama.apply_rotary_pos_emb
     want = eager(query, key, cos, sin)  # fp32: bf16 queries times fp32 tables
-    compiled._install_rotary()
-    token = compiled._IN_COMPILED_ATTENTION.set(True)
-    try:
-        got = modeling_llama.apply_rotary_pos_emb(query, key, cos, sin)
-    finally:
-        compiled._IN_COMPILED_ATTENTION.reset(token)
+    got = [r.transpose(1, 2) for r in compiled._kernels()[2](query.transpose(1, 2), key.transpose(1, 2), cos, sin)]
     for ours, theirs in zip(got, want, strict=True):
         assert ours.dtype == torch.bfloat16 and theirs.dtype == torch.float32
         assert ours.transpose(1, 2).is_contiguous()  # no copy on the way to attention
@@ -97,7 +91,7 @@ def test_rope_is_transformers_rounded_to_the_queries_dtype_and_keeps_their_layou
 
 
 def test_a_model_without_the_setting_never_runs_a_kernel(builds, monkeypatch: pytest.MonkeyPatch) -> None:
-    on, off, batch = builds  # ``on`` replaced transformers' RoPE for the whole process
+    on, off, batch = builds
 
     def no_kernels() -> tuple:
         raise AssertionError("a model without llm.compile_elementwise ran a compiled kernel")

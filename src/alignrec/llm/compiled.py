@@ -8,6 +8,10 @@ memory-bound, and with them the backward's. Inductor fuses each into one loop fo
 backward. Only training steps on the CPU use the kernels (grad enabled, CPU tensors); decoding and
 validation keep the eager forward, so their shapes never trigger a compile. Shapes are dynamic: a
 packed batch's width varies.
+
+The attention's training forward is written here (transformers' own, step for step) so that RoPE's
+kernel sees the projections' layout and q, k and v are projected as one LoRA node
+(:func:`alignrec.llm.fused_lora.stacked_projection`); no function of transformers is replaced.
 """
 
 from __future__ import annotations
@@ -15,13 +19,12 @@ from __future__ import annotations
 import os
 import shutil
 import types
-from collections.abc import Callable
-from contextvars import ContextVar
 from functools import cache
 
 import torch
 import torch.nn.functional as F
 
+from alignrec.llm.fused_lora import stacked_projection
 from alignrec.llm.precision import emits_autocast_dtype, is_rms_norm
 
 
@@ -86,39 +89,30 @@ def _mlp_forward(self: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return self.down_proj(gated)
 
 
-_eager_rotary: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
-"""transformers' own RoPE, set when ``_install_rotary`` puts the compiled one in its place."""
-_IN_COMPILED_ATTENTION: ContextVar[bool] = ContextVar("alignrec_compiled_attention", default=False)
-"""RoPE is a module-level function of transformers' Llama code, shared by every model in the process:
-the compiled one runs only inside the attention of a model given the setting."""
+def _attention_forward(self: torch.nn.Module, hidden_states: torch.Tensor,
+                       position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       attention_mask: torch.Tensor | None = None, cache: object | None = None,
+                       **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:  # noqa: ANN003
+    """transformers' ``LlamaAttention.forward`` for a training step (no cache), with q, k and v
+    projected as one node (:func:`alignrec.llm.fused_lora.stacked_projection`) and RoPE compiled on their own
+    [B, T, H, D] layout; any other call is transformers' own."""
+    if cache is not None or "past_key_values" in kwargs or not _compiling(hidden_states):
+        return self._alignrec_eager_forward(hidden_states, position_embeddings, attention_mask, cache, **kwargs)
+    from transformers.models.llama.modeling_llama import ALL_ATTENTION_FUNCTIONS, eager_attention_forward
 
-
-def _attention_forward(self: torch.nn.Module, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-    token = _IN_COMPILED_ATTENTION.set(True)
-    try:
-        return self._alignrec_eager_forward(*args, **kwargs)
-    finally:
-        _IN_COMPILED_ATTENTION.reset(token)
-
-
-def _rotary_forward(query: torch.Tensor, key: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                    unsqueeze_dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stands in for ``modeling_llama.apply_rotary_pos_emb``: [B, H, T, D] in and out."""
-    if not (_IN_COMPILED_ATTENTION.get() and unsqueeze_dim == 1 and _compiling(query)):
-        return _eager_rotary(query, key, cos, sin, unsqueeze_dim)
+    tokens = hidden_states.shape[:-1]
+    projections = (self.q_proj, self.k_proj, self.v_proj)
+    stacked = stacked_projection(projections, hidden_states)
+    outputs = ([layer(hidden_states) for layer in projections] if stacked is None
+               else stacked.split([layer.out_features for layer in projections], -1))
+    query, key, value = (out.view(*tokens, -1, self.head_dim) for out in outputs)
+    cos, sin = position_embeddings
     with torch.autocast("cpu", enabled=False):
-        rotated = _kernels()[2](query.transpose(1, 2), key.transpose(1, 2), cos, sin)
-    return rotated[0].transpose(1, 2), rotated[1].transpose(1, 2)
-
-
-def _install_rotary() -> None:
-    """Once per process: Llama's attention calls RoPE by its module-level name."""
-    global _eager_rotary
-    from transformers.models.llama import modeling_llama
-
-    if modeling_llama.apply_rotary_pos_emb is not _rotary_forward:
-        _eager_rotary = modeling_llama.apply_rotary_pos_emb
-        modeling_llama.apply_rotary_pos_emb = _rotary_forward
+        query, key = _kernels()[2](query, key, cos, sin)
+    attend = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+    out, weights = attend(self, query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), attention_mask,
+                          dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling, **kwargs)
+    return self.o_proj(out.reshape(*tokens, -1).contiguous()), weights
 
 
 def _is_llama_attention(module: torch.nn.Module) -> bool:
@@ -147,8 +141,6 @@ def compile_elementwise(model: torch.nn.Module) -> None:
     for module in model.modules():
         forward = (_norm_forward if _is_rms_norm(module) else _mlp_forward if _is_silu_mlp(module)
                    else _attention_forward if _is_llama_attention(module) else None)
-        if forward is _attention_forward:
-            _install_rotary()
         if forward is not None:
             module._alignrec_eager_forward = module.forward
             module.forward = types.MethodType(forward, module)
