@@ -11,7 +11,7 @@ instead of after each step.
 
 Projections that read the same input can run as one such node (``stacked_projection``; the
 training attention of :mod:`alignrec.llm.compiled` stacks q, k and v): one GEMM over their stacked
-weights, and one input gradient instead of three summed, 1.07x a training step. Gate and up,
+weights, and one input gradient instead of three summed, 1.10x a training step. Gate and up,
 stacked the same way, ran 0.97x (their 12 MB output and its gradient cost more than the GEMMs
 saved), so the MLP keeps one node per projection.
 """
@@ -109,7 +109,7 @@ def _stacked_weight(layers: Sequence[torch.nn.Module], dtype: torch.dtype) -> to
 
 
 def stacked_projection(layers: Sequence[torch.nn.Module], x: torch.Tensor) -> torch.Tensor | None:
-    """The outputs of ``layers`` for the same input ``x`` (q, k and v; gate and up) side by side along
+    """The outputs of ``layers`` for the same input ``x`` (q, k and v) side by side along
     the last dimension, computed as one node; None where they cannot be: unless all are fused LoRA
     layers without bias that take the fused path with the same adapter, scale and dtype.
 
